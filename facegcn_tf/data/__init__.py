@@ -1,0 +1,1 @@
+"""Photo -> model inputs: loading, detection, alignment, landmarks, masks, datasets."""

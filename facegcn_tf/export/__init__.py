@@ -1,0 +1,1 @@
+"""Export of textured meshes, UV textures, overlays and reports."""

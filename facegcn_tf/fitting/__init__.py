@@ -1,0 +1,1 @@
+"""Per-image analysis-by-synthesis fitting of the coarse 3DMM."""

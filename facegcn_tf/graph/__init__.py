@@ -1,0 +1,1 @@
+"""Mesh hierarchy (CoMA-style) and spectral graph convolutions."""

@@ -1,0 +1,1 @@
+"""Morphable face models (ICT Face Model Light, BFM 2009) behind one interface."""

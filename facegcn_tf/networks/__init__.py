@@ -1,0 +1,1 @@
+"""Networks: identity (dlib / FaceNet), R-Net regressor, GCN decoder/refiner/combiner, critic."""

@@ -1,0 +1,1 @@
+"""Differentiable rendering: the tf_mesh_renderer rasterizer op, camera, lighting."""

@@ -1,0 +1,1 @@
+"""Training loops (R-Net, GCN texture refinement), losses and schedules."""

@@ -1,0 +1,33 @@
+"""Shared pytest setup: quiet TF logs, deterministic seeds, shared fixtures."""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+  import tensorflow as tf
+  np.random.seed(0)
+  tf.random.set_seed(0)
+  yield
+
+
+@pytest.fixture(scope="session")
+def astronaut():
+  """skimage's astronaut photo, [512, 512, 3] uint8 RGB (public domain)."""
+  import skimage.data
+  return skimage.data.astronaut()
+
+
+@pytest.fixture(scope="session")
+def grace_hopper():
+  """matplotlib's grace_hopper.jpg, [600, 512, 3] uint8 RGB (public domain)."""
+  import matplotlib.cbook
+  import matplotlib.image
+  with matplotlib.cbook.get_sample_data("grace_hopper.jpg") as f:
+    return np.asarray(matplotlib.image.imread(f, format="jpg"))
