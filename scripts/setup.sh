@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# One-command setup for facegcn_tf (idempotent: a second run takes seconds).
+#
+#   1. .venv with the pinned packages (requirements.txt; requirements-nodeps.txt --no-deps)
+#   2. Bazel (Debian's bazel-bootstrap) where it is missing
+#   3. bazel build //third_party:rasterizer  (tf_mesh_renderer op against the venv's TF)
+#   4. offline assets: example photos, ICT face model check, identity-network weights
+#
+# Environment:
+#   PYTHON           interpreter used to create .venv (default: python3; needs >= 3.10)
+#   FACEGCN_ASSETS   where converted assets go / are searched first (default: ./assets)
+#   SETUP_SKIP       comma list of steps to skip: venv,bazel,build,assets
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+VENV="$ROOT/.venv"
+PY="$VENV/bin/python"
+STAMPS="$VENV/.facegcn-stamps"
+SKIP=",${SETUP_SKIP:-},"
+
+log() { printf '[setup] %s\n' "$*"; }
+skip() { [[ "$SKIP" == *",$1,"* ]]; }
+digest() { cat "$@" 2>/dev/null | sha256sum | cut -d' ' -f1; }
+
+# ---------------------------------------------------------------- 1. virtual environment
+if ! skip venv; then
+  if [[ ! -x "$PY" ]]; then
+    "${PYTHON:-python3}" - <<'EOF' || { echo "[setup] error: Python >= 3.10 is required (set PYTHON=...)"; exit 1; }
+import sys; sys.exit(0 if sys.version_info >= (3, 10) else 1)
+EOF
+    log "creating $VENV"
+    "${PYTHON:-python3}" -m venv "$VENV"
+  fi
+  mkdir -p "$STAMPS"
+  want="$(digest requirements.txt requirements-nodeps.txt)"
+  if [[ "$(cat "$STAMPS/requirements" 2>/dev/null)" != "$want" ]]; then
+    log "installing pinned packages (first time: a few minutes)"
+    "$PY" -m pip install --quiet --disable-pip-version-check -r requirements.txt
+    "$PY" -m pip install --quiet --disable-pip-version-check --no-deps -r requirements-nodeps.txt
+    echo "$want" > "$STAMPS/requirements"
+  else
+    log "packages up to date"
+  fi
+fi
+
+# ---------------------------------------------------------------- 2. Bazel
+if ! skip bazel && ! command -v bazel >/dev/null 2>&1; then
+  log "installing Bazel (Debian bazel-bootstrap)"
+  SUDO=""; [[ "$(id -u)" != 0 ]] && SUDO="sudo"
+  if ! command -v apt-get >/dev/null 2>&1; then
+    echo "[setup] error: bazel is not installed and apt-get is unavailable; install Bazel 4+ yourself"; exit 1
+  fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq bazel-bootstrap >/dev/null
+fi
+
+# ---------------------------------------------------------------- 3. rasterizer op
+OP="$ROOT/bazel-bin/third_party/rasterize_triangles_kernel.so"
+if ! skip build; then
+  mkdir -p "$STAMPS"
+  tfver="$("$PY" -c 'import importlib.metadata as m; print(m.version("tensorflow-cpu") if any(d.metadata["Name"]=="tensorflow-cpu" for d in m.distributions()) else m.version("tensorflow"))' 2>/dev/null || echo none)"
+  want="$(digest WORKSPACE .bazelrc BUILD third_party/BUILD third_party/*/*.bzl)-$tfver-$PY"
+  if [[ -f "$OP" && "$(cat "$STAMPS/rasterizer" 2>/dev/null)" == "$want" ]]; then
+    log "rasterizer up to date: $OP"
+  else
+    log "bazel build //third_party:rasterizer"
+    export PYTHON_BIN_PATH="$PY"
+    if ! bazel build //third_party:rasterizer; then
+      echo "[setup] error: the rasterizer build failed (see the Bazel output above)"; exit 1
+    fi
+    # The Bazel server holds hundreds of MB; free it before tests or training.
+    bazel shutdown >/dev/null 2>&1 || true
+    echo "$want" > "$STAMPS/rasterizer"
+  fi
+fi
+
+# ---------------------------------------------------------------- 4. offline assets
+if ! skip assets; then
+  log "preparing assets"
+  TF_CPP_MIN_LOG_LEVEL=3 "$PY" scripts/prepare_assets.py
+fi
+log "done"
