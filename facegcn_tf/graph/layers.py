@@ -46,6 +46,15 @@ def _sparse_config(matrix):
           "values": coo.data.tolist(), "dense_shape": list(coo.shape)}
 
 
+def _check_input_shape(shape, num_vertices, layer, what):
+  """One-line ValueError unless `shape` is `[B, num_vertices, F]` (None allowed)."""
+  shape = tuple(shape)
+  if len(shape) != 3:
+    raise ValueError(f"{layer} expects input [B, V, F], got shape {shape}")
+  if shape[1] is not None and shape[1] != num_vertices:
+    raise ValueError(f"{layer} input has {shape[1]} vertices, {what} has {num_vertices}")
+
+
 def _batched_sparse_matmul(matrix, x):
   """`matrix [R, V]` times each batch item of `x [V, F, B]` -> `[R, F, B]` (float32)."""
   v, f, b = tf.shape(x)[0], tf.shape(x)[1], tf.shape(x)[2]
@@ -97,11 +106,7 @@ class ChebConv(keras.layers.Layer):
         laplacian_lib.rescale_laplacian(lap, lmax=2.0))  # L̃ = L - I
 
   def build(self, input_shape):
-    if len(input_shape) != 3:
-      raise ValueError(f"ChebConv expects input [B, V, Fin], got shape {tuple(input_shape)}")
-    if input_shape[1] is not None and input_shape[1] != self.num_vertices:
-      raise ValueError(f"ChebConv input has {input_shape[1]} vertices, "
-                       f"the Laplacian has {self.num_vertices}")
+    _check_input_shape(input_shape, self.num_vertices, "ChebConv", "the Laplacian")
     if input_shape[2] is None:
       raise ValueError("ChebConv needs a known number of input channels")
     self.input_channels = int(input_shape[2])
@@ -115,6 +120,10 @@ class ChebConv(keras.layers.Layer):
 
   def call(self, inputs):
     x = tf.convert_to_tensor(inputs)
+    _check_input_shape(x.shape, self.num_vertices, "ChebConv", "the Laplacian")
+    if x.shape[2] is not None and x.shape[2] != self.input_channels:
+      raise ValueError(f"ChebConv was built for {self.input_channels} input channels, "
+                       f"got {x.shape[2]}")
     fin = self.input_channels
     batch = tf.shape(x)[0]
     x0 = tf.transpose(tf.cast(x, tf.float32), [1, 2, 0])  # [V, Fin, B]
@@ -167,14 +176,11 @@ class GraphResample(keras.layers.Layer):
     self._sparse = laplacian_lib.to_sparse_tensor(self._matrix)
 
   def build(self, input_shape):
-    if len(input_shape) != 3:
-      raise ValueError(f"GraphResample expects input [B, V, F], got shape {tuple(input_shape)}")
-    if input_shape[1] is not None and input_shape[1] != self.num_in:
-      raise ValueError(f"GraphResample input has {input_shape[1]} vertices, "
-                       f"the matrix expects {self.num_in}")
+    _check_input_shape(input_shape, self.num_in, "GraphResample", "the matrix")
 
   def call(self, inputs):
     x = tf.convert_to_tensor(inputs)
+    _check_input_shape(x.shape, self.num_in, "GraphResample", "the matrix")
     batch = tf.shape(x)[0]
     channels = x.shape[2] if x.shape[2] is not None else tf.shape(x)[2]
     xt = tf.transpose(tf.cast(x, tf.float32), [1, 2, 0])  # [n_in, F, B]
