@@ -1,0 +1,114 @@
+"""User-supplied FaceNet (davidsandberg Inception-ResNet-v1 frozen graph) as a feature function.
+
+The paper's code feeds ``input:0`` with the 224 aligned crop resized
+(bilinear) to 160x160 and scaled by ``(x - 127.5) / 128``, feeds
+``phase_train:0 = False``, and reads the 1792-d pre-bottleneck feature
+``InceptionResnetV1/Logits/AvgPool_1a_8x8/AvgPool:0`` ([B, 1, 1, 1792]).
+The weights (release ``20170512-110547``, MS-Celeb-1M; Deep3DFaceReconstruction
+calls it ``FaceNetModel.pb``) are on no package registry, so the user supplies
+the file; nothing here downloads anything.
+"""
+
+import pathlib
+from typing import Optional, Union
+
+import tensorflow as tf
+
+from facegcn_tf import assets
+from facegcn_tf.errors import AssetNotFoundError
+
+INPUT_TENSOR = "input:0"
+PHASE_TRAIN_TENSOR = "phase_train:0"
+FEATURE_TENSOR = "InceptionResnetV1/Logits/AvgPool_1a_8x8/AvgPool:0"
+INPUT_SIZE = 160
+FEATURE_DIM = 1792          # for the real network; read from the graph when known
+
+DEFAULT_FILE = "facenet/20170512-110547.pb"
+ALTERNATIVE_FILES = ("facenet/FaceNetModel.pb", "20170512-110547/20170512-110547.pb")
+HOW_TO_GET = (
+    "FaceNet weights are on no package registry: download the davidsandberg/facenet "
+    "release 20170512-110547 (Inception-ResNet-v1, MS-Celeb-1M) and put its frozen graph "
+    "20170512-110547.pb (or Deep3DFaceReconstruction's FaceNetModel.pb) in assets/facenet/, "
+    "or pass its path with --facenet_path.")
+
+PathLike = Union[str, pathlib.Path]
+
+
+def find_facenet(path: Optional[PathLike] = None) -> pathlib.Path:
+  """Locates the frozen graph: ``path`` (file or directory), then the asset search path.
+
+  Raises:
+    AssetNotFoundError: not found; the message names the file, its origin and
+      where to put it.
+  """
+  if path is not None:
+    p = pathlib.Path(path).expanduser()
+    if p.suffix == ".pb" and not p.is_file():
+      raise AssetNotFoundError(f"FaceNet graph '{p}' not found. {HOW_TO_GET}")
+  return assets.find_asset(DEFAULT_FILE, explicit=path, how_to_get=HOW_TO_GET,
+                           alternatives=ALTERNATIVE_FILES)
+
+
+def load_frozen_graph(path: PathLike):
+  """Imports a frozen FaceNet GraphDef as a TF2 function.
+
+  Args:
+    path: the ``.pb`` file.
+
+  Returns:
+    A differentiable concrete function ``f(images, phase_train) -> features``:
+    images [B, 160, 160, 3] float32 already scaled by ``(x - 127.5) / 128``,
+    phase_train a scalar bool; features is the AvgPool tensor [B, 1, 1, D].
+
+  Raises:
+    ValueError: not a GraphDef, or it lacks one of the three tensors.
+  """
+  graph_def = tf.compat.v1.GraphDef()
+  try:
+    graph_def.ParseFromString(pathlib.Path(path).read_bytes())
+  except Exception as e:  # protobuf raises its own DecodeError type
+    raise ValueError(f"'{path}' is not a frozen TensorFlow GraphDef ({e})") from None
+
+  def _import():
+    tf.compat.v1.import_graph_def(graph_def, name="")
+
+  try:
+    wrapped = tf.compat.v1.wrap_function(_import, [])
+    graph = wrapped.graph
+    feeds = [graph.get_tensor_by_name(INPUT_TENSOR),
+             graph.get_tensor_by_name(PHASE_TRAIN_TENSOR)]
+    fetch = graph.get_tensor_by_name(FEATURE_TENSOR)
+  except (KeyError, ValueError) as e:
+    raise ValueError(
+        f"'{path}' is not a davidsandberg Inception-ResNet-v1 graph: it needs "
+        f"{INPUT_TENSOR}, {PHASE_TRAIN_TENSOR} and {FEATURE_TENSOR} ({str(e).splitlines()[0]})"
+    ) from None
+  return wrapped.prune(feeds=feeds, fetches=fetch)
+
+
+def facenet_preprocess(images: tf.Tensor) -> tf.Tensor:
+  """Aligned crops [B, H, W, 3] RGB in [0, 255] -> [B, 160, 160, 3] in about [-1, 1]."""
+  resized = tf.image.resize(images, (INPUT_SIZE, INPUT_SIZE), method="bilinear")
+  return (resized - 127.5) / 128.0
+
+
+class FaceNetFeatures:
+  """``images [B, H, W, 3]`` (aligned crops, RGB 0..255) -> [B, D] AvgPool features."""
+
+  def __init__(self, path: Optional[PathLike] = None):
+    self.path = find_facenet(path)
+    self._fn = load_frozen_graph(self.path)
+    shape = self._fn.structured_outputs.shape
+    dims = shape[1:] if shape.rank is not None else None
+    self._feature_dim = (int(tf.TensorShape(dims).num_elements())
+                         if dims is not None and dims.is_fully_defined() else None)
+
+  @property
+  def feature_dim(self) -> Optional[int]:
+    """D, read from the graph's static shape (None when the graph leaves it open)."""
+    return self._feature_dim
+
+  def __call__(self, images: tf.Tensor) -> tf.Tensor:
+    x = facenet_preprocess(tf.convert_to_tensor(images, tf.float32))
+    features = self._fn(x, tf.constant(False))
+    return tf.reshape(features, [tf.shape(features)[0], -1])
