@@ -32,5 +32,5 @@ def interpolate_attributes(attributes: tf.Tensor,
   corners = tf.gather(attributes, corner_ids, batch_dims=1)  # [B, H, W, 3, C]
   bary = tf.cast(raster.barycentrics, attributes.dtype)
   values = tf.reduce_sum(corners * bary[..., tf.newaxis], axis=-2)
-  mask = tf.cast(raster.mask, attributes.dtype)[..., tf.newaxis]
-  return values * mask + tf.cast(background, attributes.dtype) * (1.0 - mask)
+  covered = raster.mask[..., tf.newaxis] > 0.5
+  return tf.where(covered, values, tf.cast(background, attributes.dtype))
