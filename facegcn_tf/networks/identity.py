@@ -5,17 +5,22 @@ Two frozen networks stand behind one call, ``encoder(images) -> [B, D]``, where
 [B, 224, 224, 3]; gradients flow back to the pixels:
 
 * ``kind="dlib"`` (default; shipped): dlib's ResNet-29 face descriptor, D = 128.
-  dlib was trained on 150x150 "face chips" (dlib ``get_face_chip``, padding
-  0.25), which are tighter than the 224 aligned crop. The window that matches
-  them, :data:`DLIB_CHIP_WINDOW`, was measured on the example photos
-  (astronaut, Grace Hopper and their mirror images): mapping dlib's own chip
-  rectangle (5- and 68-point shape predictors) into the Deep3DFace crop gives
-  a square of side 0.794 +- 0.017 of the crop, centred at x = 0.504, y = 0.540
-  (+- 0.015); scanning side/centre for the smallest distance between the
-  encoder's descriptor and dlib's descriptor of its own chip gives the same
-  optimum (side 0.79, centre y 0.54; mean distance 0.15, the remainder being
-  the in-plane roll that dlib removes and Deep3DFace alignment does not).
-  The window is cut with ``tf.image.crop_and_resize`` (bilinear).
+  dlib was trained on 150x150 "face chips" (``get_face_chip``, padding 0.25),
+  which are tighter than the 224 aligned crop, so a square window of the crop
+  is cut out and resized to 150 (``tf.image.crop_and_resize``, bilinear).
+  The window follows from where the detector's 5 points lie in dlib's chip
+  (:data:`DLIB_CHIP_POINTS5`, measured with dlib itself on the example photos)
+  and from the alignment template (:func:`dlib_chip_window`). For Deep3DFace's
+  template it is side 0.793 of the crop, centre (0.498, 0.553). Checks on the
+  example photos (astronaut, Grace Hopper and their mirror images, MTCNN
+  points, Deep3DFace alignment): (a) mapping dlib's own chip rectangle into
+  the crop gives side 0.794 +- 0.017, centre y 0.540 +- 0.015 (68-point dlib
+  points); (b) scanning side/centre for the smallest distance between this
+  encoder's descriptor and dlib's descriptor of its own chip gives side
+  0.78-0.80, centre y 0.55 (mean distance 0.14; the rest is mostly the
+  in-plane roll that dlib removes and Deep3DFace alignment keeps). For the
+  project's ICT template the window is side 0.814, centre y 0.547, within one
+  scan step of that template's optimum.
 * ``kind="facenet"`` (user-supplied file): the paper's FaceNet, D = 1792; see
   :mod:`facenet`.
 
@@ -28,6 +33,7 @@ import dataclasses
 import pathlib
 from typing import Callable, Optional, Union
 
+import numpy as np
 import tensorflow as tf
 
 from facegcn_tf.networks import facenet
@@ -48,7 +54,73 @@ class CropWindow:
   center_x: float = 0.5
 
 
-DLIB_CHIP_WINDOW = CropWindow(side=0.79, center_y=0.54)
+# Deep3DFace's 5-point alignment template (BFM09 mean shape, decimetres; eye
+# centres, nose tip, mouth corners, image-left first; y up).
+D3D_TEMPLATE5 = np.array([
+    [-0.31148657, 0.29036078, 0.13377953],
+    [0.30979887, 0.28972036, 0.13179526],
+    [0.0032535, -0.04617932, 0.55244243],
+    [-0.25216928, -0.38133916, 0.22405732],
+    [0.2484662, -0.38128236, 0.22235769],
+])
+# Where MTCNN's 5 points (the project's detector) lie in dlib's 150x150 chip
+# (pixel centres, y down): measured on the example photos and their mirror
+# images with dlib's own chips (get_face_chip_details, 5- and 68-point shape
+# predictors), averaged and made left-right symmetric (spread 1-3.5 px).
+DLIB_CHIP_POINTS5 = np.array([
+    [46.8, 44.5], [102.2, 44.5], [74.5, 76.8], [48.8, 97.0], [100.2, 97.0]])
+_CROP_SCALE = 102.0           # Deep3DFace: aligned pixels per template unit
+
+
+def _pos_fit(points_up: np.ndarray, template5: np.ndarray) -> tuple:
+  """Deep3DFace's POS fit: [N, 2] points (y up) vs [N, 3] template -> (scale, [2] shift)."""
+  n = len(points_up)
+  a = np.zeros((2 * n, 8))
+  a[0::2, 0:3] = template5
+  a[0::2, 3] = 1.0
+  a[1::2, 4:7] = template5
+  a[1::2, 7] = 1.0
+  k = np.linalg.lstsq(a, np.asarray(points_up, np.float64).reshape(-1), rcond=None)[0]
+  return (np.linalg.norm(k[0:3]) + np.linalg.norm(k[4:7])) / 2.0, k[[3, 7]]
+
+
+def dlib_chip_window(template5: Optional[np.ndarray] = None) -> CropWindow:
+  """The window of an aligned crop that matches dlib's 150x150 face chip.
+
+  A face whose 5 points sit where dlib's chip puts them
+  (:data:`DLIB_CHIP_POINTS5`) is aligned the Deep3DFace way (POS fit to
+  ``template5``, 102 px per template unit, template origin to the crop
+  centre); the chip's square then lands on the returned window.
+
+  Args:
+    template5: [5, 3] alignment template of the crops (eye centres, nose tip,
+      mouth corners; image-left first; y up), e.g. the project's morphable
+      model's (``data.alignment.five_point_template``); None = Deep3DFace's
+      :data:`D3D_TEMPLATE5`.
+
+  Returns:
+    The CropWindow, in fractions of the aligned crop's side.
+
+  Raises:
+    ValueError: not a finite [5, 3] template, or a degenerate one.
+  """
+  t = D3D_TEMPLATE5 if template5 is None else np.asarray(template5, np.float64)
+  if t.shape != (5, 3) or not np.isfinite(t).all():
+    raise ValueError(f"alignment template must be a finite [5, 3] array, got shape {t.shape}")
+  chip = identity_dlib.INPUT_SIZE
+  up = np.stack([DLIB_CHIP_POINTS5[:, 0], -DLIB_CHIP_POINTS5[:, 1]], axis=1)
+  scale, shift = _pos_fit(up, t)
+  if not np.isfinite(scale) or scale < 1e-6 or (t[0, 0] >= t[1, 0]):
+    raise ValueError("degenerate or mirrored alignment template")
+  k = _CROP_SCALE / scale            # crop pixels per chip pixel
+  center = (chip - 1) / 2.0
+  half = ALIGNED_SIZE / 2.0
+  return CropWindow(side=float(k * chip / ALIGNED_SIZE),
+                    center_x=float((half + k * (center - shift[0])) / ALIGNED_SIZE),
+                    center_y=float((half + k * (center + shift[1])) / ALIGNED_SIZE))
+
+
+DLIB_CHIP_WINDOW = dlib_chip_window()     # side 0.783, centre (0.498, 0.537)
 
 
 def crop_window(images: tf.Tensor, window: CropWindow, out_size: int) -> tf.Tensor:
@@ -105,11 +177,13 @@ class IdentityEncoder:
   """
 
   def __init__(self, kind: str, features: Callable[[tf.Tensor], tf.Tensor],
-               feature_dim: Optional[int], network=None):
+               feature_dim: Optional[int], network=None,
+               window: Optional[CropWindow] = None):
     self.kind = kind
     self._features = features
     self._feature_dim = feature_dim
     self.network = network          # the Keras model (dlib) or None
+    self.window = window            # the chip window (dlib) or None (whole crop)
 
   @property
   def feature_dim(self) -> Optional[int]:
@@ -122,7 +196,8 @@ class IdentityEncoder:
 
 
 def build_identity_encoder(kind: str = "dlib",
-                           weights_path: Optional[PathLike] = None) -> IdentityEncoder:
+                           weights_path: Optional[PathLike] = None,
+                           template5: Optional[np.ndarray] = None) -> IdentityEncoder:
   """Builds the identity encoder.
 
   Args:
@@ -130,19 +205,24 @@ def build_identity_encoder(kind: str = "dlib",
     weights_path: dlib: a converted ``.npz`` (default: the asset search path);
       facenet: the frozen ``.pb`` or its directory (default:
       ``facenet/20170512-110547.pb`` on the asset search path).
+    template5: dlib only: the [5, 3] template the crops were aligned to, which
+      places the dlib chip window (see :func:`dlib_chip_window`); None =
+      Deep3DFace's template. FaceNet, as in the paper, takes the whole crop.
 
   Raises:
     ValueError: unknown kind or a file that does not fit;
     AssetNotFoundError: the weights are missing (the message says how to get them).
   """
   if kind == "dlib":
+    window = dlib_chip_window(template5)
     model = identity_dlib.load_dlib_resnet(weights_path)
 
     def features(images):
-      chips = crop_window(images, DLIB_CHIP_WINDOW, identity_dlib.INPUT_SIZE)
+      chips = crop_window(images, window, identity_dlib.INPUT_SIZE)
       return model(chips, training=False)
 
-    return IdentityEncoder(kind, features, identity_dlib.EMBEDDING_DIM, network=model)
+    return IdentityEncoder(kind, features, identity_dlib.EMBEDDING_DIM, network=model,
+                           window=window)
   if kind == "facenet":
     net = facenet.FaceNetFeatures(weights_path)
     return IdentityEncoder(kind, net, net.feature_dim)
