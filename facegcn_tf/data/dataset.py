@@ -1,0 +1,368 @@
+"""TFRecord shards of aligned faces: a resumable writer and a ``tf.data`` reader.
+
+Writer layout in ``output_dir``: ``faces-00000.tfrecord`` + ``faces-00000.json``
+(manifest), one pair per ``shard_size`` inputs. Inputs are sorted, so shard
+``i`` always holds sorted inputs ``[i * shard_size, (i + 1) * shard_size)``.
+Each shard is written to ``*.tmp`` and renamed; its manifest (written and
+renamed last) lists the shard's inputs, the run config, and which inputs were
+done, failed (with a one-line reason) or skipped. On a re-run a shard whose
+manifest matches (same inputs, skip list and config) is left alone; any other
+shard is rewritten; shards beyond the new shard count are removed.
+
+The optional per-face feature vector (e.g. identity features) comes from an
+injected callable, so this module does not depend on ``networks``.
+"""
+
+import dataclasses
+import json
+import os
+import pathlib
+from typing import Callable, Dict, Iterable, List, Optional, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from facegcn_tf.data import tfrecords
+from facegcn_tf.data.augment import AugmentOptions, augment_example
+from facegcn_tf.errors import FaceGCNError
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
+MANIFEST_FORMAT = "facegcn_tf.aligned_faces.v1"
+DEFAULT_PREFIX = "faces"
+
+# (prepared faces) float32 [B, S, S, 3] RGB 0..255 -> [B, D].
+FeatureFn = Callable[[np.ndarray], np.ndarray]
+
+
+@dataclasses.dataclass(frozen=True)
+class Failure:
+  path: str
+  reason: str
+
+
+@dataclasses.dataclass
+class ShardReport:
+  """What happened to one shard."""
+  index: int
+  tfrecord: str
+  manifest: str
+  done: List[str]
+  failed: List[Failure]
+  skipped: List[str]
+  resumed: bool
+
+
+@dataclasses.dataclass
+class WriteSummary:
+  """Result of :func:`write_dataset`."""
+  shards: List[ShardReport]
+  removed_stale: List[str]
+
+  @property
+  def num_done(self) -> int:
+    return sum(len(s.done) for s in self.shards)
+
+  @property
+  def failures(self) -> List[Failure]:
+    return [f for s in self.shards for f in s.failed]
+
+  @property
+  def num_skipped(self) -> int:
+    return sum(len(s.skipped) for s in self.shards)
+
+  @property
+  def num_resumed_shards(self) -> int:
+    return sum(1 for s in self.shards if s.resumed)
+
+
+def list_images(input_dir: str, recursive: bool = True,
+                extensions: Sequence[str] = IMAGE_EXTENSIONS) -> List[str]:
+  """Sorted POSIX paths, relative to ``input_dir``, of files with an image extension.
+
+  Hidden files and folders (leading dot) are ignored.
+
+  Raises:
+    FileNotFoundError: ``input_dir`` is not a directory.
+  """
+  root = pathlib.Path(input_dir)
+  if not root.is_dir():
+    raise FileNotFoundError(f"input directory '{input_dir}' does not exist or is not a directory")
+  exts = {e.lower() for e in extensions}
+  files = root.rglob("*") if recursive else root.iterdir()
+  out = []
+  for path in files:
+    rel = path.relative_to(root)
+    if any(part.startswith(".") for part in rel.parts):
+      continue
+    if path.is_file() and path.suffix.lower() in exts:
+      out.append(rel.as_posix())
+  return sorted(out)
+
+
+def shard_paths(output_dir: str, index: int, prefix: str = DEFAULT_PREFIX):
+  """(tfrecord path, manifest path) of shard ``index``."""
+  base = os.path.join(output_dir, f"{prefix}-{index:05d}")
+  return base + ".tfrecord", base + ".json"
+
+
+def _one_line(text: str, limit: int = 300) -> str:
+  text = " ".join(str(text).split())
+  return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _reason(err: Exception) -> str:
+  if isinstance(err, FaceGCNError):
+    return _one_line(str(err))
+  return _one_line(f"{type(err).__name__}: {err}")
+
+
+def _read_manifest(path: str) -> Optional[dict]:
+  try:
+    with open(path, "r", encoding="utf-8") as f:
+      manifest = json.load(f)
+  except (OSError, ValueError):
+    return None
+  return manifest if isinstance(manifest, dict) and manifest.get("format") == MANIFEST_FORMAT else None
+
+
+def _write_json_atomic(path: str, payload: dict) -> None:
+  tmp = path + ".tmp"
+  with open(tmp, "w", encoding="utf-8") as f:
+    json.dump(payload, f, indent=1, sort_keys=True)
+    f.write("\n")
+  os.replace(tmp, path)
+
+
+class _ShardWriter:
+  """Writes one shard: prepares faces, batches the feature callable, encodes."""
+
+  def __init__(self, tfrecord: str, feature_fn: Optional[FeatureFn], feature_batch: int):
+    self.tmp = tfrecord + ".tmp"
+    self.tfrecord = tfrecord
+    self.writer = tf.io.TFRecordWriter(self.tmp)
+    self.feature_fn = feature_fn
+    self.feature_batch = max(int(feature_batch), 1)
+    self.pending = []  # (name, PreparedFace)
+    self.done: List[str] = []
+    self.feature_dim = 0
+
+  def add(self, name: str, face) -> None:
+    self.pending.append((name, face))
+    if len(self.pending) >= self.feature_batch:
+      self.flush()
+
+  def flush(self) -> None:
+    if not self.pending:
+      return
+    features = [None] * len(self.pending)
+    if self.feature_fn is not None:
+      batch = np.stack([f.aligned.image for _, f in self.pending]).astype(np.float32)
+      values = np.asarray(self.feature_fn(batch), dtype=np.float32)
+      if values.ndim != 2 or values.shape[0] != len(self.pending) or values.shape[1] < 1:
+        raise ValueError(f"feature_fn must return [B, D] for B={len(self.pending)}, got {values.shape}")
+      if not np.all(np.isfinite(values)):
+        raise ValueError("feature_fn returned NaN or inf")
+      if self.feature_dim and values.shape[1] != self.feature_dim:
+        raise ValueError(f"feature_fn changed its output size from {self.feature_dim} to {values.shape[1]}")
+      self.feature_dim = int(values.shape[1])
+      features = list(values)
+    for (name, face), vector in zip(self.pending, features):
+      self.writer.write(tfrecords.encode_example(face, vector))
+      self.done.append(name)
+    self.pending = []
+
+  def commit(self) -> None:
+    self.flush()
+    self.writer.close()
+    os.replace(self.tmp, self.tfrecord)
+
+  def abort(self) -> None:
+    self.writer.close()
+    if os.path.exists(self.tmp):
+      os.remove(self.tmp)
+
+
+def write_dataset(inputs: Iterable[str], output_dir: str, prepare_fn: Callable[[str], object],
+                  shard_size: int = 256, feature_fn: Optional[FeatureFn] = None,
+                  feature_batch: int = 16, skip: Iterable[str] = (),
+                  config: Optional[Dict] = None, prefix: str = DEFAULT_PREFIX,
+                  progress: Optional[Callable[[int], None]] = None) -> WriteSummary:
+  """Writes (or resumes) the sharded dataset.
+
+  Args:
+    inputs: input names (e.g. paths relative to the photo folder); sorted and
+      de-duplicated here.
+    output_dir: created if missing.
+    prepare_fn: name -> ``preprocess.PreparedFace``; raises on a bad input
+      (the error becomes that input's one-line failure reason).
+    shard_size: inputs per shard.
+    feature_fn: optional [B, S, S, 3] float32 0..255 -> [B, D] callable.
+    feature_batch: faces per ``feature_fn`` call.
+    skip: names to leave out (recorded as skipped).
+    config: JSON-able settings that change the output (thresholds, feature
+      extractor...); a shard written with other settings is redone.
+    prefix: shard file prefix.
+    progress: called with the number of inputs finished after each input
+      (or a whole resumed shard).
+
+  Returns:
+    A :class:`WriteSummary`.
+  """
+  if shard_size < 1:
+    raise ValueError(f"shard_size must be >= 1, got {shard_size}")
+  names = sorted({str(x) for x in inputs})
+  skip_set = {str(x) for x in skip}
+  config = json.loads(json.dumps(config or {}, sort_keys=True))
+  os.makedirs(output_dir, exist_ok=True)
+  chunks = [names[i:i + shard_size] for i in range(0, len(names), shard_size)]
+  reports = []
+  for index, chunk in enumerate(chunks):
+    tfrecord, manifest_path = shard_paths(output_dir, index, prefix)
+    skipped = [n for n in chunk if n in skip_set]
+    manifest = _read_manifest(manifest_path)
+    if (manifest is not None and manifest.get("inputs") == chunk and
+        manifest.get("skipped") == skipped and manifest.get("config") == config and
+        os.path.isfile(tfrecord)):
+      reports.append(ShardReport(index, tfrecord, manifest_path, list(manifest.get("done", [])),
+                                 [Failure(**f) for f in manifest.get("failed", [])],
+                                 skipped, resumed=True))
+      if progress:
+        progress(len(chunk))
+      continue
+    if os.path.exists(manifest_path):
+      os.remove(manifest_path)  # The shard is being redone: invalidate first.
+    writer = _ShardWriter(tfrecord, feature_fn, feature_batch)
+    failed = []
+    try:
+      for name in chunk:
+        if name not in skip_set:
+          try:
+            face = prepare_fn(name)
+          except Exception as err:  # pylint: disable=broad-except  (one bad photo must not stop a batch)
+            failed.append(Failure(name, _reason(err)))
+          else:
+            writer.add(name, face)
+        if progress:
+          progress(1)
+      writer.commit()
+    except BaseException:
+      writer.abort()
+      raise
+    _write_json_atomic(manifest_path, {
+        "format": MANIFEST_FORMAT,
+        "shard": index,
+        "inputs": chunk,
+        "skipped": skipped,
+        "config": config,
+        "done": writer.done,
+        "failed": [dataclasses.asdict(f) for f in failed],
+        "num_examples": len(writer.done),
+        "feature_dim": writer.feature_dim,
+        "tfrecord": os.path.basename(tfrecord),
+    })
+    reports.append(ShardReport(index, tfrecord, manifest_path, writer.done, failed, skipped,
+                               resumed=False))
+  removed = _remove_stale_shards(output_dir, prefix, len(chunks))
+  return WriteSummary(shards=reports, removed_stale=removed)
+
+
+def _remove_stale_shards(output_dir: str, prefix: str, num_shards: int) -> List[str]:
+  """Deletes this writer's shard files with an index >= ``num_shards``."""
+  removed = []
+  for path in sorted(pathlib.Path(output_dir).glob(f"{prefix}-[0-9][0-9][0-9][0-9][0-9].*")):
+    stem = path.name[len(prefix) + 1:len(prefix) + 6]
+    if path.suffix in (".tfrecord", ".json", ".tmp") and stem.isdigit() and int(stem) >= num_shards:
+      path.unlink()
+      removed.append(str(path))
+  return removed
+
+
+def _infer_feature_dim(files: Sequence[str]) -> int:
+  """Feature size from the first record found (0 when there is no feature vector)."""
+  for raw in tf.data.TFRecordDataset(list(files)).take(1):
+    example = tf.train.Example.FromString(raw.numpy())
+    feature = example.features.feature.get("features")
+    return len(feature.float_list.value) if feature is not None else 0
+  return 0
+
+
+def make_dataset(pattern: str, batch_size: int, shuffle: bool = True, augment: bool = False,
+                 seed: Optional[int] = None, shuffle_buffer: int = 512, repeat: bool = False,
+                 drop_remainder: bool = False, feature_dim: Optional[int] = None,
+                 augment_options: AugmentOptions = AugmentOptions()) -> tf.data.Dataset:
+  """Batched ``tf.data`` pipeline over the shards matching ``pattern``.
+
+  Args:
+    pattern: glob of TFRecord files, e.g. ``DATA/faces-*.tfrecord``.
+    batch_size: examples per batch.
+    shuffle: shuffle shard order and examples (buffer ``shuffle_buffer``).
+    augment: apply :func:`augment.augment_example`.
+    seed: makes shuffling and augmentation reproducible.
+    repeat: repeat forever (before shuffling, so batches span epochs).
+    drop_remainder: drop a last partial batch (static batch size).
+    feature_dim: size of the feature vector; read from the data if None.
+    augment_options: augmentation ranges.
+
+  Returns:
+    Dataset of dicts (see ``tfrecords.parse_example``), each value batched.
+
+  Raises:
+    FileNotFoundError: nothing matches ``pattern``.
+  """
+  if batch_size < 1:
+    raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+  files = sorted(tf.io.gfile.glob(pattern))
+  if not files:
+    raise FileNotFoundError(f"no TFRecord files match '{pattern}'")
+  if feature_dim is None:
+    feature_dim = _infer_feature_dim(files)
+  autotune = tf.data.AUTOTUNE
+  ds = tf.data.Dataset.from_tensor_slices(files)
+  if shuffle:
+    ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
+  ds = ds.interleave(tf.data.TFRecordDataset, cycle_length=min(4, len(files)),
+                     num_parallel_calls=autotune, deterministic=True)
+  if repeat:
+    ds = ds.repeat()
+  if shuffle:
+    ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+  ds = ds.map(lambda x: tfrecords.parse_example(x, feature_dim), num_parallel_calls=autotune,
+              deterministic=True)
+  if augment:
+    seeds = tf.data.Dataset.random(seed=seed).batch(2, drop_remainder=True)
+    ds = tf.data.Dataset.zip((ds, seeds)).map(
+        lambda ex, s: augment_example(ex, s, augment_options), num_parallel_calls=autotune,
+        deterministic=True)
+  return ds.batch(batch_size, drop_remainder=drop_remainder).prefetch(autotune)
+
+
+def prepare_directory(input_dir: str, output_dir: str, preprocessor, shard_size: int = 256,
+                      feature_fn: Optional[FeatureFn] = None, max_images: Optional[int] = None,
+                      skip: Iterable[str] = (), config: Optional[Dict] = None,
+                      progress: Optional[Callable[[int], None]] = None,
+                      recursive: bool = True) -> WriteSummary:
+  """Photos in ``input_dir`` -> shards in ``output_dir`` (see :func:`write_dataset`).
+
+  Args:
+    input_dir: folder of photos (searched recursively by default).
+    output_dir: shard folder.
+    preprocessor: a ``preprocess.FacePreprocessor``.
+    shard_size: inputs per shard.
+    feature_fn: optional feature callable.
+    max_images: keep only the first N photos of the sorted list.
+    skip: relative paths to leave out.
+    config: extra settings recorded in (and checked against) the manifests.
+    progress: per-input progress callback.
+    recursive: also look in sub-folders.
+  """
+  names = list_images(input_dir, recursive=recursive)
+  if max_images is not None:
+    if max_images < 0:
+      raise ValueError(f"max_images must be >= 0, got {max_images}")
+    names = names[:max_images]
+
+  def prepare(name: str):
+    return preprocessor.prepare_file(os.path.join(input_dir, name), name=name)
+
+  return write_dataset(names, output_dir, prepare, shard_size=shard_size, feature_fn=feature_fn,
+                       skip=skip, config=config, progress=progress)
