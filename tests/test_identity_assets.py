@@ -97,6 +97,14 @@ def test_prepare_skips_when_converted_files_exist(tmp_path):
   assert not (tmp_path / "downloads").exists()
 
 
+def test_prepare_without_npm_keeps_the_full_precision_file(tmp_path, monkeypatch):
+  (tmp_path / identity_assets.WEIGHTS_FILE).write_bytes(b"x")
+  monkeypatch.setenv("PATH", str(tmp_path))          # no npm on PATH
+  status = identity_assets.prepare(tmp_path)
+  assert "npm not found" in status
+  assert not (tmp_path / identity_assets.TFJS_WEIGHTS_FILE).exists()
+
+
 def test_sha256_mismatch_is_refused(tmp_path):
   path = tmp_path / "archive.tgz"
   path.write_bytes(b"not the archive")

