@@ -120,7 +120,7 @@ def dlib_chip_window(template5: Optional[np.ndarray] = None) -> CropWindow:
                     center_y=float((half + k * (center + shift[1])) / ALIGNED_SIZE))
 
 
-DLIB_CHIP_WINDOW = dlib_chip_window()     # side 0.783, centre (0.498, 0.537)
+DLIB_CHIP_WINDOW = dlib_chip_window()     # side 0.793, centre (x 0.498, y 0.553)
 
 
 def crop_window(images: tf.Tensor, window: CropWindow, out_size: int) -> tf.Tensor:
@@ -234,13 +234,13 @@ def identity_distance(a: tf.Tensor, b: tf.Tensor) -> tf.Tensor:
 
   A 1e-12 inside the square root keeps the gradient finite at a == b.
   """
-  a = tf.convert_to_tensor(a, tf.float32)
-  b = tf.convert_to_tensor(b, tf.float32)
+  a = tf.cast(tf.convert_to_tensor(a), tf.float32)
+  b = tf.cast(tf.convert_to_tensor(b), tf.float32)
   return tf.sqrt(tf.reduce_sum(tf.square(a - b), axis=-1) + 1e-12)
 
 
 def cosine_distance(a: tf.Tensor, b: tf.Tensor) -> tf.Tensor:
   """1 - cos(a, b): [..., D] x [..., D] -> [...] (the paper's identity loss per pair)."""
-  a = tf.math.l2_normalize(tf.convert_to_tensor(a, tf.float32), axis=-1)
-  b = tf.math.l2_normalize(tf.convert_to_tensor(b, tf.float32), axis=-1)
+  a = tf.math.l2_normalize(tf.cast(tf.convert_to_tensor(a), tf.float32), axis=-1)
+  b = tf.math.l2_normalize(tf.cast(tf.convert_to_tensor(b), tf.float32), axis=-1)
   return 1.0 - tf.reduce_sum(a * b, axis=-1)
