@@ -18,7 +18,7 @@ no openly licensed face albedo model exists (shared/spec/assets.md, section
   percent of albedo. Higher ``phi_k`` add smooth regional variation whose
   variance (``LOCAL_STD``) is spread over the modes with weights
   ``1 / (1 + k / 4)^2``, so low frequencies dominate. Modes are sorted by
-  decreasing standard deviation, like a PCA.
+  decreasing RMS magnitude, like a PCA.
 
 It is a prior for plausible, smooth skin variation, not a statistical model
 of real faces; the GCN stages refine albedo beyond it anyway. Build it on
@@ -87,7 +87,7 @@ def albedo_basis(vertices: np.ndarray, triangles: np.ndarray, n_tex: int = 80) -
   if n_tex == 0:
     return np.zeros((0, len(vertices), 3), np.float32)
   _, phi = laplacian_lib.low_frequency_basis(vertices, triangles, max(counts.values()))
-  modes, stds = [], []
+  modes = []
   for name, count in counts.items():
     if count == 0:
       continue
@@ -97,9 +97,9 @@ def albedo_basis(vertices: np.ndarray, triangles: np.ndarray, n_tex: int = 80) -
     std = np.concatenate([[GLOBAL_STD[name]], local])
     for i in range(count):
       modes.append(std[i] * phi[:, i, None] * DIRECTIONS[name][None, :])
-      stds.append(std[i])
-  order = np.argsort(-np.asarray(stds), kind="stable")
-  return np.stack([modes[i] for i in order]).astype(np.float32)
+  modes = np.stack(modes)
+  rms = np.sqrt(np.mean(modes ** 2, axis=(1, 2)))
+  return modes[np.argsort(-rms, kind="stable")].astype(np.float32)
 
 
 def stand_in_albedo_model(vertices: np.ndarray, triangles: np.ndarray, landmarks68: np.ndarray,

@@ -50,15 +50,16 @@ _KEYS = ("neutral", "id_basis", "exp_basis", "exp_names", "quads", "uv", "quad_u
 
 def _read_npz(path) -> dict:
   try:
-    with np.load(path, allow_pickle=False) as data:
-      missing = [k for k in _KEYS if k not in data.files]
-      if missing:
-        raise ValueError(f"{path}: not an ICT face-area model file (missing keys {missing})")
-      return {k: data[k] for k in _KEYS}
-  except ValueError:
-    raise
-  except Exception as err:  # zipfile / OS errors on a corrupt file
+    data = np.load(path, allow_pickle=False)
+  except Exception as err:  # not a zip / npy file, unreadable, pickled
     raise ValueError(f"{path}: cannot read the ICT model file ({type(err).__name__}: {err})") from err
+  if not isinstance(data, np.lib.npyio.NpzFile):
+    raise ValueError(f"{path}: not an ICT face-area model file (an .npy array, not an .npz archive)")
+  with data:
+    missing = [k for k in _KEYS if k not in data.files]
+    if missing:
+      raise ValueError(f"{path}: not an ICT face-area model file (missing keys {missing})")
+    return {k: data[k] for k in _KEYS}
 
 
 def load_ict(path: Optional[Union[str, os.PathLike]] = None, subdivide: bool = True,

@@ -6,8 +6,10 @@ The skin mask keeps face skin and drops
 * the lips and mouth: the outer-lip polygon 48-59 plus a margin;
 * the nostrils: inside the lower-nose polygon (landmarks 31-35 and the same
   x positions raised to the nose tip 30, plus a margin), the vertices that
-  are hidden behind the nose when seen from the front (the nostril tubes)
-  or whose normal points down more than forward (the nostril openings).
+  are hidden behind the nose when seen from the front (nostril tubes) or
+  whose normal points up or down more than forward (the nostril openings,
+  which face down, and their floors, which face up and can show from the
+  front between the columella and the alae).
 
 Margins are fractions of the outer-eye-corner distance |lm45 - lm36|, so the
 same call works for ICT (centimetres or decimetres) and BFM. Polygon tests
@@ -156,7 +158,7 @@ def skin_mask(vertices: np.ndarray, triangles: np.ndarray, landmarks68: np.ndarr
     excluded |= signed_distance_to_polygon(xy, lm[list(group), :2]) <= margin * scale
   in_nose = np.flatnonzero(signed_distance_to_polygon(xy, nose_base_polygon(lm)) <= nose_margin * scale)
   vn = normals_lib.vertex_normals(v, triangles)[in_nose]
-  facing_down = -vn[:, 1] > vn[:, 2]
+  facing_up_or_down = np.abs(vn[:, 1]) > vn[:, 2]
   hidden = occluded_from_front(v, triangles, in_nose, tolerance=0.005 * scale)
-  excluded[in_nose[facing_down | hidden]] = True
+  excluded[in_nose[facing_up_or_down | hidden]] = True
   return ~excluded
