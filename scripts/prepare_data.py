@@ -64,6 +64,8 @@ def _identity_feature_fn(template5):
 
 def main(argv):
   del argv
+  if not pathlib.Path(_INPUT_DIR.value).is_dir():  # Before the slow imports.
+    raise app.UsageError(f"--input_dir '{_INPUT_DIR.value}' does not exist or is not a directory")
   import numpy as np  # pylint: disable=import-outside-toplevel
   from tqdm import tqdm  # pylint: disable=import-outside-toplevel
 
@@ -71,12 +73,16 @@ def main(argv):
   from facegcn_tf.data.preprocess import FacePreprocessor  # pylint: disable=import-outside-toplevel
   from facegcn_tf.morphable import load_model  # pylint: disable=import-outside-toplevel
 
+  try:  # Fail fast, before any model is loaded.
+    names = dataset.list_images(_INPUT_DIR.value, recursive=_RECURSIVE.value)
+    skip = _read_skip_list(_SKIP_LIST.value)
+  except OSError as err:
+    raise app.UsageError(str(err)) from None
   model = load_model(_FACE_MODEL.value, _MODEL_PATH.value)
   template5 = alignment.five_point_template(model.mean_shape[model.landmarks68])
   feature_fn = _identity_feature_fn(template5) if _IDENTITY.value == "dlib" else None
   preprocessor = FacePreprocessor(template5, min_confidence=_MIN_CONFIDENCE.value,
                                   forehead=_FOREHEAD.value)
-  names = dataset.list_images(_INPUT_DIR.value, recursive=_RECURSIVE.value)
   total = len(names) if _MAX_IMAGES.value is None else min(len(names), _MAX_IMAGES.value)
   config = {
       "template5": np.round(template5, 6).tolist(),
@@ -89,7 +95,7 @@ def main(argv):
     summary = dataset.prepare_directory(
         _INPUT_DIR.value, _OUTPUT_DIR.value, preprocessor, shard_size=_SHARD_SIZE.value,
         feature_fn=feature_fn, max_images=_MAX_IMAGES.value,
-        skip=_read_skip_list(_SKIP_LIST.value), config=config, progress=bar.update,
+        skip=skip, config=config, progress=bar.update,
         recursive=_RECURSIVE.value)
 
   written = len(summary.shards) - summary.num_resumed_shards

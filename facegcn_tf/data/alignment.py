@@ -4,16 +4,21 @@ Recipe (Deng et al. 2019, ``preprocess_img.py``; paper_spec §4):
 
 1. 5 image points (image-left eye centre, image-right eye centre, nose tip,
    image-left mouth corner, image-right mouth corner), y flipped to point up.
-2. "POS" fit against the 5 template points of the face model's mean shape
-   (decimetres, model coordinates): least squares for an 8-parameter affine
-   camera ``[x, y] = P @ [X, Y, Z] + t``; the scale is ``s = (|P_0| + |P_1|) / 2``
-   and the translation ``t``. The rotation part is discarded: the crop is
-   axis-aligned.
-3. Scale the photo by ``k = 102 / s`` (102 px per decimetre ~ focal 1015 / camera
-   distance 10 of the renderer) and crop ``224`` around the point where the
-   template origin projects, which lands on the crop centre (112, 112).
+2. A least-squares fit of a scale ``s`` and translation ``t`` mapping the
+   template's (X, Y) onto those points: ``p ~ s [X, Y] + t`` (closed form;
+   no rotation, so the crop stays axis-aligned). The template is the 5
+   points of the face model's mean shape (decimetres, model coordinates).
+   ``method="pos"`` instead uses Deep3DFace's own "POS" fit: an 8-parameter
+   affine camera ``p ~ P [X, Y, Z] + t`` with ``s = (|P_0| + |P_1|) / 2``.
+   POS lets the template's depth absorb differences in face proportions and
+   pitch, which moved the eyes of the example photos 11-18 px off the
+   template's eye line (with the ICT template); the 2-D fit keeps them
+   within ~3 px, so it is the default.
+3. Scale the photo by ``k = 102 / s`` (102 px per decimetre ~ focal 1015 /
+   camera distance 10 of the renderer) and crop ``224`` around ``t``, the
+   image position of the template origin, which lands on the crop centre.
 
-Steps 3's resize-then-crop is done here as one ``cv2.warpAffine`` with the
+Step 3's resize-then-crop is done here as one ``cv2.warpAffine`` with the
 2x3 matrix ``[[k, 0, 112 - k cx], [0, k, 112 - k cy]]`` (one interpolation, no
 full-size resized intermediate, exact sub-pixel placement). When shrinking
 (k < 1) only the source region under the crop is Gaussian-blurred first with
@@ -89,6 +94,32 @@ def five_point_template(lm68_3d: np.ndarray) -> np.ndarray:
   return template
 
 
+def fit_scale_translation(points_up: np.ndarray, template: np.ndarray) -> Tuple[float, np.ndarray]:
+  """Least-squares ``points_up ~ s * template[:, :2] + t`` (no rotation).
+
+  Args:
+    points_up: [N, 2] image points with y pointing up.
+    template: [N, 2+] model points (only X, Y are used).
+
+  Returns:
+    (s, t): scale (image px per model unit) and [2] translation (y up).
+  """
+  points_up = np.asarray(points_up, dtype=np.float64)
+  template = np.asarray(template, dtype=np.float64)
+  n = points_up.shape[0]
+  if points_up.shape != (n, 2) or template.ndim != 2 or template.shape[0] != n or n < 2:
+    raise ValueError(f"need [N, 2] points and [N, 2+] template with N >= 2, "
+                     f"got {points_up.shape} and {template.shape}")
+  model = template[:, :2]
+  model_c = model - model.mean(axis=0)
+  points_c = points_up - points_up.mean(axis=0)
+  denom = float(np.sum(model_c ** 2))
+  if denom <= 0:
+    raise ValueError("degenerate template: all points coincide")
+  scale = float(np.sum(points_c * model_c) / denom)
+  return scale, points_up.mean(axis=0) - scale * model.mean(axis=0)
+
+
 def pos_fit(points_up: np.ndarray, template: np.ndarray) -> Tuple[float, np.ndarray]:
   """Deep3DFace's POS: scale and translation of an affine camera fit.
 
@@ -116,6 +147,9 @@ def pos_fit(points_up: np.ndarray, template: np.ndarray) -> Tuple[float, np.ndar
   return float(scale), np.array([k[3], k[7]])
 
 
+FIT_METHODS = {"scale_translation": fit_scale_translation, "pos": pos_fit}
+
+
 def invert_affine(matrix: np.ndarray) -> np.ndarray:
   """[2, 3] -> [2, 3] inverse affine."""
   return cv2.invertAffineTransform(np.asarray(matrix, dtype=np.float64))
@@ -135,10 +169,11 @@ class AlignTransform:
   Attributes:
     matrix: [2, 3] affine, original pixel coords -> aligned pixel coords.
     inverse: [2, 3] affine, aligned -> original.
-    scale: POS scale s (original px per template unit).
-    translation: [2] POS translation (original image, y up).
+    scale: fitted scale s (original px per template unit).
+    translation: [2] fitted translation (original image, y up).
     size: side of the aligned crop.
     source_shape: (height, width) of the original photo.
+    method: the fit used ("scale_translation" or "pos").
   """
   matrix: np.ndarray
   inverse: np.ndarray
@@ -146,6 +181,7 @@ class AlignTransform:
   translation: np.ndarray
   size: int
   source_shape: Tuple[int, int]
+  method: str = "scale_translation"
 
   @property
   def zoom(self) -> float:
@@ -178,7 +214,7 @@ class AlignedFace:
 
 def estimate_transform(points5: np.ndarray, template5: np.ndarray,
                        image_shape: Tuple[int, ...], size: int = ALIGNED_SIZE,
-                       rescale: float = RESCALE) -> AlignTransform:
+                       rescale: float = RESCALE, method: str = "scale_translation") -> AlignTransform:
   """The alignment transform for one face.
 
   Args:
@@ -187,17 +223,20 @@ def estimate_transform(points5: np.ndarray, template5: np.ndarray,
     image_shape: shape of the photo, (H, W, ...).
     size: output crop side.
     rescale: aligned pixels per template unit (102 for decimetres).
+    method: "scale_translation" (default) or "pos" (Deep3DFace's fit).
 
   Raises:
-    ValueError: malformed or degenerate points.
+    ValueError: malformed or degenerate points, or an unknown method.
   """
+  if method not in FIT_METHODS:
+    raise ValueError(f"unknown alignment method '{method}'; choose from {sorted(FIT_METHODS)}")
   points5 = np.asarray(points5, dtype=np.float64)
   if points5.shape != (5, 2) or not np.all(np.isfinite(points5)):
     raise ValueError(f"points5 must be a finite [5, 2] array, got shape {points5.shape}")
   height = int(image_shape[0])
   width = int(image_shape[1])
   up = np.stack([points5[:, 0], height - 1 - points5[:, 1]], axis=-1)
-  scale, t = pos_fit(up, template5)
+  scale, t = FIT_METHODS[method](up, template5)
   if not np.isfinite(scale) or scale <= 1e-6:
     raise ValueError("degenerate 5 points: alignment scale is zero")
   k = rescale / scale
@@ -205,7 +244,8 @@ def estimate_transform(points5: np.ndarray, template5: np.ndarray,
   half = size / 2.0
   matrix = np.array([[k, 0.0, half - k * cx], [0.0, k, half - k * cy]])
   return AlignTransform(matrix=matrix, inverse=invert_affine(matrix), scale=scale,
-                        translation=t, size=int(size), source_shape=(height, width))
+                        translation=t, size=int(size), source_shape=(height, width),
+                        method=method)
 
 
 def _valid_mask(transform: AlignTransform) -> np.ndarray:
@@ -262,18 +302,20 @@ def warp_to_aligned(image: np.ndarray, transform: AlignTransform,
 
 
 def align_face(image: np.ndarray, points5: np.ndarray, template5: np.ndarray,
-               size: int = ALIGNED_SIZE, rescale: float = RESCALE) -> AlignedFace:
+               size: int = ALIGNED_SIZE, rescale: float = RESCALE,
+               method: str = "scale_translation") -> AlignedFace:
   """Aligns one face of a photo to a ``size`` x ``size`` crop.
 
   Args:
     image: [H, W, 3] uint8 RGB photo at full resolution.
     points5: [5, 2] detector points in ``image`` coordinates.
     template5: [5, 3] template (see :func:`five_point_template`).
+    size, rescale, method: see :func:`estimate_transform`.
 
   Returns:
     An :class:`AlignedFace`.
   """
-  transform = estimate_transform(points5, template5, image.shape, size, rescale)
+  transform = estimate_transform(points5, template5, image.shape, size, rescale, method)
   aligned = warp_to_aligned(image, transform)
   return AlignedFace(image=aligned, valid=_valid_mask(transform),
                      points5=transform.to_aligned(points5), transform=transform)
