@@ -1,1 +1,12 @@
-"""Export of textured meshes, UV textures, overlays and reports."""
+"""Export of textured meshes, UV textures, overlays and reports (the last pipeline stage).
+
+Modules:
+  atomic          atomic file writes (temp file in the same folder, fsync, os.replace)
+  seams           splitting a mesh at its UV seams
+  uv_texture      baking per-vertex colours into the UV layout with the rasterizer op
+  invisible_fill  colours for the vertices the photo did not show (mirror / coarse albedo)
+  mesh_io         OBJ + MTL, binary PLY, GLB writers (units: OBJ/PLY cm, GLB m)
+  overlay         paste-back onto the original photo, comparison strip, shape render
+  report          the per-face JSON report
+  writer          ``export_face`` (all files of one face) and ``outputs_complete``
+"""

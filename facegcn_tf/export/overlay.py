@@ -1,0 +1,250 @@
+"""Images for people: renders pasted back on the photo, a comparison strip, a shape render.
+
+* :func:`paste_back` puts an aligned 224x224 RGBA render onto the ORIGINAL full-resolution
+  photo with the inverse of the alignment (``data.alignment.paste_onto``: one
+  premultiplied-alpha ``cv2.warpAffine``) after feathering the render's alpha
+  (:func:`feather_alpha`), so the face blends into the photo instead of ending in a
+  jagged, aliased edge.
+* :func:`comparison_strip` lays equal-sized panels side by side (photo | coarse | fine |
+  shape by default) under a labelled banner.
+* :func:`shape_colors` / :func:`shape_render` shade the geometry alone: uniform gray albedo
+  under one fixed directional light plus ambient, in camera space (so every pose is lit
+  from the same side of the picture), rendered by ``FaceRenderer`` with ``lit=False``.
+* :func:`make_renders` produces the four aligned panels for one face in one pass (the
+  geometry is posed and rasterized once).
+"""
+
+import collections
+from typing import Optional, Sequence
+
+import cv2
+import numpy as np
+import tensorflow as tf
+
+from facegcn_tf.data.alignment import AlignTransform
+from facegcn_tf.data.alignment import paste_onto
+from facegcn_tf.render.renderer import FaceRenderer
+from facegcn_tf.render.renderer import Rendering
+
+DEFAULT_FEATHER = 3.0
+DEFAULT_LABELS = ("input", "coarse", "fine", "shape")
+SHAPE_GRAY = 0.72
+SHAPE_AMBIENT = 0.3
+# Light from the upper left of the picture, in front of the face (camera space: x right,
+# y up, z towards the camera).
+SHAPE_LIGHT = (-0.35, 0.45, 0.82)
+
+AlignedRenders = collections.namedtuple("AlignedRenders", ["crop", "coarse", "fine", "shape", "mask"])
+AlignedRenders.__doc__ = """The aligned (S x S) images of one face.
+
+crop: [S, S, 3] uint8 the aligned photo.
+coarse: [S, S, 3] float render of the lit coarse (3DMM) albedo, on black.
+fine: [S, S, 3] float render of the lit fine (GCN) albedo, on black.
+shape: [S, S, 3] float gray shaded geometry, on black.
+mask: [S, S] float32 in {0, 1}, render coverage.
+"""
+
+
+def _as_uint8(image: np.ndarray, name: str) -> np.ndarray:
+  """uint8 as is; floats in [0, 1] clipped and rounded."""
+  image = np.asarray(image)
+  if image.dtype == np.uint8:
+    return image
+  if not np.issubdtype(image.dtype, np.floating):
+    raise ValueError(f"{name} must be uint8 or float in [0, 1], got {image.dtype}")
+  if not np.all(np.isfinite(image)):
+    raise ValueError(f"{name} contains NaN or Inf")
+  return np.clip(np.rint(image * 255.0), 0, 255).astype(np.uint8)
+
+
+def _check_rgb(image: np.ndarray, name: str) -> np.ndarray:
+  image = np.asarray(image)
+  if image.ndim != 3 or image.shape[-1] != 3 or image.shape[0] == 0 or image.shape[1] == 0:
+    raise ValueError(f"{name} must be an [H, W, 3] RGB image, got shape {image.shape}")
+  return _as_uint8(image, name)
+
+
+def feather_alpha(mask: np.ndarray, radius: float = DEFAULT_FEATHER) -> np.ndarray:
+  """Soft alpha falling from 1 to 0 over the last ``radius`` pixels inside the mask.
+
+  Args:
+    mask: [H, W] coverage (bool or float, inside where > 0.5).
+    radius: feather width in pixels; 0 keeps the hard mask.
+
+  Returns:
+    [H, W] float32: 0 outside; ``smoothstep(d / (radius + 1))`` inside, with ``d`` the
+    distance (``cv2.distanceTransform``, L2) to the nearest outside pixel, so 1 at
+    ``radius + 1`` pixels or more from the edge.
+  """
+  mask = np.asarray(mask)
+  if mask.ndim != 2:
+    raise ValueError(f"mask must be [H, W], got shape {mask.shape}")
+  if radius < 0:
+    raise ValueError(f"feather radius must be >= 0, got {radius}")
+  inside = (mask.astype(np.float32) > 0.5).astype(np.uint8)
+  if radius == 0:
+    return inside.astype(np.float32)
+  # Replicate the border: the crop's edge itself is not an edge of the face.
+  padded = cv2.copyMakeBorder(inside, 1, 1, 1, 1, cv2.BORDER_REPLICATE)
+  distance = cv2.distanceTransform(padded, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)[1:-1, 1:-1]
+  t = np.clip(distance / (radius + 1.0), 0.0, 1.0)
+  return (t * t * (3.0 - 2.0 * t)).astype(np.float32)
+
+
+def render_to_rgba(image: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+  """[S, S, 3] float render in [0, 1] (clipped) + [S, S] alpha in [0, 1] -> [S, S, 4] uint8."""
+  rgb = _check_rgb(image, "render")
+  alpha = np.asarray(alpha, dtype=np.float32)
+  if alpha.shape != rgb.shape[:2]:
+    raise ValueError(f"alpha {alpha.shape} must match the render {rgb.shape[:2]}")
+  return np.concatenate([rgb, _as_uint8(alpha, "alpha")[..., None]], axis=-1)
+
+
+def paste_back(photo: np.ndarray, render: np.ndarray, mask: np.ndarray, transform: AlignTransform,
+               feather: float = DEFAULT_FEATHER) -> np.ndarray:
+  """The render composited onto the full-resolution photo where the face was.
+
+  Args:
+    photo: [H, W, 3] uint8 RGB, the photo ``transform`` was estimated on.
+    render: [S, S, 3] aligned render (float in [0, 1] or uint8), S = ``transform.size``.
+    mask: [S, S] render coverage (the alpha before feathering).
+    transform: the photo's ``data.alignment.AlignTransform``.
+    feather: feather width in aligned pixels (see :func:`feather_alpha`).
+
+  Returns:
+    [H, W, 3] uint8.
+
+  Raises:
+    ValueError: sizes that do not match the transform.
+  """
+  photo = _check_rgb(photo, "photo")
+  if tuple(photo.shape[:2]) != tuple(transform.source_shape):
+    raise ValueError(f"photo is {photo.shape[0]}x{photo.shape[1]} but the alignment was made "
+                     f"for {transform.source_shape[0]}x{transform.source_shape[1]}")
+  size = transform.size
+  render = np.asarray(render)
+  if render.shape[:2] != (size, size):
+    raise ValueError(f"render must be {size}x{size} (the aligned size), got {render.shape[:2]}")
+  rgba = render_to_rgba(render, feather_alpha(mask, feather))
+  return paste_onto(photo, rgba, transform)
+
+
+def composite(render: np.ndarray, mask: np.ndarray, background: np.ndarray) -> np.ndarray:
+  """``render * mask + background * (1 - mask)`` as uint8 (same-sized images)."""
+  render = _check_rgb(render, "render").astype(np.float32)
+  background = _check_rgb(background, "background").astype(np.float32)
+  mask = np.asarray(mask, dtype=np.float32)
+  if render.shape != background.shape or mask.shape != render.shape[:2]:
+    raise ValueError(f"render {render.shape}, background {background.shape} and mask "
+                     f"{mask.shape} must have the same size")
+  out = render * mask[..., None] + background * (1.0 - mask[..., None])
+  return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+def comparison_strip(photo_crop: np.ndarray, coarse: np.ndarray, fine: np.ndarray,
+                     shape_render: np.ndarray,
+                     labels: Optional[Sequence[str]] = DEFAULT_LABELS) -> np.ndarray:
+  """Panels side by side, each under its label.
+
+  Args:
+    photo_crop, coarse, fine, shape_render: [S, S', 3] images of one size (uint8, or float
+      in [0, 1]).
+    labels: 4 labels, or None for no banner.
+
+  Returns:
+    [banner + S, 4 * S', 3] uint8; the banner is ``round(0.12 * S')`` pixels high
+    (at least 14), white text on dark gray.
+  """
+  panels = [_check_rgb(p, f"panel {i}") for i, p in
+            enumerate((photo_crop, coarse, fine, shape_render))]
+  shape = panels[0].shape
+  for i, p in enumerate(panels):
+    if p.shape != shape:
+      raise ValueError(f"panel {i} is {p.shape[:2]}, panel 0 is {shape[:2]}: sizes must match")
+  body = np.concatenate(panels, axis=1)
+  if labels is None:
+    return body
+  labels = [str(label) for label in labels]
+  if len(labels) != len(panels):
+    raise ValueError(f"{len(labels)} labels for {len(panels)} panels")
+  width = shape[1]
+  banner_height = max(14, int(round(0.12 * width)))
+  banner = np.full((banner_height, body.shape[1], 3), 40, np.uint8)
+  font = cv2.FONT_HERSHEY_SIMPLEX
+  scale = banner_height / 40.0
+  thickness = max(1, int(round(banner_height / 20)))
+  for i, label in enumerate(labels):
+    (text_w, text_h), _ = cv2.getTextSize(label, font, scale, thickness)
+    x = i * width + max(2, (width - text_w) // 2)
+    y = (banner_height + text_h) // 2
+    cv2.putText(banner, label, (x, y), font, scale, (255, 255, 255), thickness, cv2.LINE_AA)
+  return np.concatenate([banner, body], axis=0)
+
+
+def shape_colors(normals: tf.Tensor, gray: float = SHAPE_GRAY, ambient: float = SHAPE_AMBIENT,
+                 light_direction: Sequence[float] = SHAPE_LIGHT) -> tf.Tensor:
+  """Gray Lambertian shading of posed normals under a fixed camera-space light.
+
+  Args:
+    normals: [B, V, 3] posed unit normals (``FaceGeometry.normals``).
+    gray: albedo.
+    ambient: ambient fraction; the directional part has weight ``1 - ambient``.
+    light_direction: direction towards the light (normalised here).
+
+  Returns:
+    [B, V, 3] colours in [0, gray].
+  """
+  normals = tf.convert_to_tensor(normals, tf.float32)
+  light = np.asarray(light_direction, np.float64)
+  if light.shape != (3,) or not np.linalg.norm(light) > 0:
+    raise ValueError(f"light_direction must be a non-zero 3-vector, got {light_direction!r}")
+  light = tf.constant(light / np.linalg.norm(light), tf.float32)
+  diffuse = tf.maximum(tf.reduce_sum(normals * light, axis=-1, keepdims=True), 0.0)
+  shade = gray * (ambient + (1.0 - ambient) * diffuse)
+  return tf.tile(shade, [1, 1, 3])
+
+
+def shape_render(renderer: FaceRenderer, coeffs: tf.Tensor, geometry=None, raster=None,
+                 **shading) -> Rendering:
+  """Renders the geometry of ``coeffs`` with :func:`shape_colors` (on black)."""
+  geometry = geometry if geometry is not None else renderer.geometry(coeffs)
+  colors = shape_colors(geometry.normals, **shading)
+  return renderer.render(coeffs, vertex_colors=colors, lit=False, geometry=geometry, raster=raster)
+
+
+def make_renders(renderer: FaceRenderer, coeffs, fine_albedo, crop: np.ndarray,
+                 coarse_albedo=None) -> AlignedRenders:
+  """The aligned panels of one face: its crop, coarse / fine lit renders, shape render.
+
+  Args:
+    renderer: the pipeline's renderer (its camera size must be the crop's size).
+    coeffs: [N] or [1, N] coefficients of the face.
+    fine_albedo: [V, 3] or [1, V, 3] fine albedo in [0, 1].
+    crop: [S, S, 3] aligned photo (uint8 or float in [0, 1]).
+    coarse_albedo: [V, 3] or [1, V, 3]; default: the coefficients' 3DMM albedo.
+
+  Returns:
+    :class:`AlignedRenders` (renders clipped to [0, 1], float32).
+  """
+  crop = _check_rgb(crop, "crop")
+  size = renderer.image_size
+  if crop.shape[:2] != (size, size):
+    raise ValueError(f"crop is {crop.shape[:2]} but the renderer draws {size}x{size}")
+  coeffs = tf.reshape(tf.convert_to_tensor(coeffs, tf.float32), [1, -1])
+  fine = tf.reshape(tf.convert_to_tensor(fine_albedo, tf.float32), [1, -1, 3])
+  if fine.shape[1] != renderer.model.num_vertices:
+    raise ValueError(f"fine_albedo has {fine.shape[1]} vertices, the model "
+                     f"{renderer.model.num_vertices}")
+  coarse = (renderer.albedo(coeffs) if coarse_albedo is None else
+            tf.reshape(tf.convert_to_tensor(coarse_albedo, tf.float32), [1, -1, 3]))
+  geometry = renderer.geometry(coeffs)
+  raster = renderer.rasterize(geometry)
+  coarse_render = renderer.render(coeffs, vertex_colors=coarse, geometry=geometry, raster=raster)
+  fine_render = renderer.render(coeffs, vertex_colors=fine, geometry=geometry, raster=raster)
+  shaded = shape_render(renderer, coeffs, geometry=geometry, raster=raster)
+
+  def _image(rendering):
+    return np.clip(rendering.image[0].numpy(), 0.0, 1.0).astype(np.float32)
+
+  return AlignedRenders(crop=crop, coarse=_image(coarse_render), fine=_image(fine_render),
+                        shape=_image(shaded), mask=raster.mask[0].numpy().astype(np.float32))

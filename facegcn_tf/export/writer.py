@@ -1,0 +1,252 @@
+"""Writing every output of one reconstructed face.
+
+``export_face(output_dir, name, ...)`` writes, for the requested ``formats``:
+
+========  ================================================================================
+format    files
+========  ================================================================================
+``obj``   ``NAME.obj`` + ``NAME.mtl`` + ``NAME_texture.png`` (the mesh, textured with the
+          fine albedo)
+``ply``   ``NAME.ply``: binary PLY, fine albedo as vertex colours (no texture needed)
+``glb``   ``NAME.glb``: binary glTF, fine albedo texture embedded (opens in any viewer)
+``png``   ``NAME_texture.png`` (fine albedo), ``NAME_coarse_texture.png`` (the 3DMM
+          albedo, same UV layout, to compare), ``NAME_lit_texture.png`` (the lit colours:
+          fine albedo under the photo's estimated light, i.e. what the render shows),
+          ``NAME_overlay.png`` (the full-resolution photo with the fine lit render pasted
+          back, feathered) and ``NAME_strip.png`` (aligned photo | coarse | fine | shape,
+          renders composited over the photo)
+``json``  ``NAME.json``: the report (``export.report.face_report``) plus an ``"export"``
+          section: the files, units, texture size, how unseen parts were filled
+========  ================================================================================
+
+Choices:
+
+* **Geometry**: the model-space shape (identity + expression; neither rotated nor
+  translated: centred, +y up, facing +z), which is what an artist wants to open; the pose
+  is in the JSON. OBJ/PLY in centimetres by default (``units``), GLB in metres (see
+  ``export.mesh_io``).
+* **Albedo textures and PLY colours** are the fine albedo with the parts the photo did not
+  show replaced (``invisible_fill.fill_invisible``: mirror colour where the mirror was
+  seen, the coarse albedo elsewhere, smooth ramps between) when ``visibility`` is given.
+  The lit texture is not filled: lit colours are defined everywhere and a mix of lit and
+  unlit colours would be wrong. All textures are baked in one rasterization
+  (``uv_texture``), clipped to [0, 1] and stored as 8-bit sRGB-as-is PNGs.
+* Every file is written atomically, the JSON **last**; ``outputs_complete`` tells a batch
+  run whether a face is done (every file of its formats present and non-empty).
+"""
+
+import os
+import pathlib
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
+
+import numpy as np
+
+from facegcn_tf.data.alignment import AlignTransform
+from facegcn_tf.export import atomic
+from facegcn_tf.export import mesh_io
+from facegcn_tf.export import overlay
+from facegcn_tf.export import report as report_lib
+from facegcn_tf.export import uv_texture
+from facegcn_tf.export.invisible_fill import fill_invisible
+from facegcn_tf.morphable.model import MorphableModel
+
+PathLike = Union[str, os.PathLike]
+
+FORMATS = ("obj", "ply", "glb", "png", "json")
+DEFAULT_FORMATS = FORMATS
+
+# File name suffixes per format (NAME + suffix).
+_FILES = {
+    "obj": (".obj", ".mtl", "_texture.png"),
+    "ply": (".ply",),
+    "glb": (".glb",),
+    "png": ("_texture.png", "_coarse_texture.png", "_lit_texture.png", "_overlay.png",
+            "_strip.png"),
+    "json": (".json",),
+}
+
+
+def check_formats(formats: Sequence[str]) -> tuple:
+  """Validated, de-duplicated formats in :data:`FORMATS` order."""
+  if isinstance(formats, str):
+    formats = [f.strip() for f in formats.split(",") if f.strip()]
+  formats = [str(f).lower() for f in formats]
+  unknown = sorted(set(formats) - set(FORMATS))
+  if unknown:
+    raise ValueError(f"unknown export format(s) {unknown}; choose from {list(FORMATS)}")
+  if not formats:
+    raise ValueError(f"no export format given; choose from {list(FORMATS)}")
+  return tuple(f for f in FORMATS if f in formats)
+
+
+def check_name(name: str) -> str:
+  """``name`` if it is usable as a file-name stem, else ValueError."""
+  if not isinstance(name, str) or not name.strip():
+    raise ValueError(f"face name must be a non-empty string, got {name!r}")
+  if name != os.path.basename(name) or "/" in name or "\\" in name or name in (".", ".."):
+    raise ValueError(f"face name must be a plain file name without folders, got {name!r}")
+  if name.startswith(".") or any(ord(c) < 32 for c in name):
+    raise ValueError(f"face name must not start with '.' or contain control characters: {name!r}")
+  return name
+
+
+def planned_files(output_dir: PathLike, name: str,
+                  formats: Sequence[str] = DEFAULT_FORMATS) -> List[pathlib.Path]:
+  """Every path :func:`export_face` writes for ``formats`` (JSON last)."""
+  name = check_name(name)
+  output_dir = pathlib.Path(output_dir)
+  seen, out = set(), []
+  for fmt in check_formats(formats):
+    for suffix in _FILES[fmt]:
+      if suffix not in seen:
+        seen.add(suffix)
+        out.append(output_dir / f"{name}{suffix}")
+  return out
+
+
+def outputs_complete(output_dir: PathLike, name: str,
+                     formats: Sequence[str] = DEFAULT_FORMATS) -> bool:
+  """True when every file of ``formats`` for ``name`` exists and is non-empty."""
+  for path in planned_files(output_dir, name, formats):
+    try:
+      if not path.is_file() or path.stat().st_size == 0:
+        return False
+    except OSError:
+      return False
+  return True
+
+
+def _per_vertex(array, num_vertices: int, name: str, channels: Optional[int] = 3) -> np.ndarray:
+  if hasattr(array, "numpy") and callable(array.numpy):
+    array = array.numpy()
+  array = np.asarray(array, dtype=np.float32)
+  if array.ndim >= 2 and array.shape[0] == 1 and array.ndim == (3 if channels else 2):
+    array = array[0]
+  expected = (num_vertices, channels) if channels else (num_vertices,)
+  if array.shape != expected:
+    raise ValueError(f"{name} must be {list(expected)}, got shape {array.shape}")
+  if not np.all(np.isfinite(array)):
+    raise ValueError(f"{name} contains NaN or Inf")
+  return array
+
+
+def export_face(output_dir: PathLike, name: str, model: MorphableModel, *,
+                vertices, fine_albedo, coarse_albedo, lit_colors=None, visibility=None,
+                photo: Optional[np.ndarray] = None, transform: Optional[AlignTransform] = None,
+                renders: Optional[overlay.AlignedRenders] = None,
+                report: Optional[Mapping[str, Any]] = None,
+                formats: Sequence[str] = DEFAULT_FORMATS,
+                texture_size: int = uv_texture.DEFAULT_SIZE, units: str = mesh_io.DEFAULT_UNITS,
+                fill_rings: int = 3, feather: float = overlay.DEFAULT_FEATHER) -> List[str]:
+  """Writes one face's files (see the module docstring for the file set).
+
+  Args:
+    output_dir: folder (created if missing).
+    name: file-name stem of this face.
+    model: the face model (topology, UVs, mirror pairs).
+    vertices: [V, 3] (or [1, V, 3]) model-space shape in decimetres (identity +
+      expression, unposed: ``FaceGeometry.shape``).
+    fine_albedo: [V, 3] fine (GCN) albedo in [0, 1].
+    coarse_albedo: [V, 3] coarse (3DMM) albedo in [0, 1].
+    lit_colors: [V, 3] lit colours (needed for ``png``).
+    visibility: [V] per-vertex visibility (``FaceRenderer.visibility``); None = use the
+      fine albedo everywhere.
+    photo: [H, W, 3] uint8 original photo (needed for ``png``).
+    transform: its alignment (needed for ``png``).
+    renders: the aligned panels (``overlay.make_renders``; needed for ``png``).
+    report: the face's report dict (``report.face_report``), completed with an
+      ``"export"`` section.
+    formats: subset of :data:`FORMATS`.
+    texture_size: texture side in texels.
+    units: OBJ/PLY length unit (GLB is always metres).
+    fill_rings: blend width of the unseen-part fill, in mesh edges.
+    feather: overlay edge feather, in aligned pixels.
+
+  Returns:
+    The written paths (strings), in writing order; the JSON, if any, is last.
+
+  Raises:
+    ValueError: bad formats, name, shapes, or inputs missing for the requested formats.
+  """
+  formats = check_formats(formats)
+  name = check_name(name)
+  num = model.num_vertices
+  shape_dm = _per_vertex(vertices, num, "vertices")
+  fine = _per_vertex(fine_albedo, num, "fine_albedo")
+  coarse = _per_vertex(coarse_albedo, num, "coarse_albedo")
+  vis = None if visibility is None else _per_vertex(visibility, num, "visibility", channels=None)
+  lit = None if lit_colors is None else _per_vertex(lit_colors, num, "lit_colors")
+  if units not in mesh_io.UNIT_SCALE_FROM_DM:
+    raise ValueError(f"units must be one of {sorted(mesh_io.UNIT_SCALE_FROM_DM)}, got {units!r}")
+  if "png" in formats:
+    missing = [k for k, v in (("lit_colors", lit), ("photo", photo), ("transform", transform),
+                              ("renders", renders)) if v is None]
+    if missing:
+      raise ValueError(f"format 'png' needs {', '.join(missing)}")
+    if not isinstance(renders, overlay.AlignedRenders):
+      raise ValueError(f"renders must be an overlay.AlignedRenders, got {type(renders).__name__}")
+
+  albedo = fine if vis is None else fill_invisible(fine, vis, model.symmetry_pairs, coarse,
+                                                   model.triangles, rings=fill_rings)
+  output_dir = pathlib.Path(output_dir)
+  output_dir.mkdir(parents=True, exist_ok=True)
+  paths = {p.name: p for p in planned_files(output_dir, name, formats)}
+  path = lambda suffix: paths[f"{name}{suffix}"]  # noqa: E731
+  written: List[pathlib.Path] = []
+
+  # Textures: every colour set in one UV rasterization.
+  layers = {}
+  if {"obj", "glb", "png"} & set(formats):
+    layers["fine"] = albedo
+  if "png" in formats:
+    layers["coarse"] = coarse
+    layers["lit"] = lit
+  textures = {}
+  if layers:
+    stacked = np.concatenate(list(layers.values()), axis=1)
+    baked = uv_texture.bake_model_texture(model, stacked, texture_size).image
+    for i, key in enumerate(layers):
+      textures[key] = uv_texture.to_uint8(baked[..., 3 * i:3 * i + 3])
+
+  normals = mesh_io.vertex_normals(shape_dm, model.triangles)
+  if "obj" in formats or "png" in formats:
+    written.append(atomic.write_image(path("_texture.png"), textures["fine"]))
+  if "obj" in formats:
+    written += mesh_io.write_obj(path(".obj"), mesh_io.convert_units(shape_dm, units),
+                                 model.triangles, model.uv, model.triangle_uv,
+                                 texture_file=f"{name}_texture.png", normals=normals, units=units)
+  if "ply" in formats:
+    written.append(mesh_io.write_ply(path(".ply"), mesh_io.convert_units(shape_dm, units),
+                                     model.triangles, albedo, normals=normals))
+  if "glb" in formats:
+    written.append(mesh_io.write_glb(path(".glb"),
+                                     mesh_io.convert_units(shape_dm, mesh_io.GLB_UNITS),
+                                     model.triangles, model.uv, model.triangle_uv,
+                                     textures["fine"], normals=normals))
+  if "png" in formats:
+    written.append(atomic.write_image(path("_coarse_texture.png"), textures["coarse"]))
+    written.append(atomic.write_image(path("_lit_texture.png"), textures["lit"]))
+    pasted = overlay.paste_back(photo, renders.fine, renders.mask, transform, feather=feather)
+    written.append(atomic.write_image(path("_overlay.png"), pasted))
+    panels = [overlay.composite(r, renders.mask, renders.crop)
+              for r in (renders.coarse, renders.fine, renders.shape)]
+    strip = overlay.comparison_strip(renders.crop, *panels)
+    written.append(atomic.write_image(path("_strip.png"), strip))
+  if "json" in formats:
+    document = dict(report or {})
+    document["export"] = report_lib.to_json_safe({
+        "files": [p.name for p in written] + [path(".json").name],
+        "formats": list(formats),
+        "units": {"obj": mesh_io.UNIT_NAMES[units], "ply": mesh_io.UNIT_NAMES[units],
+                  "glb": mesh_io.UNIT_NAMES[mesh_io.GLB_UNITS]},
+        "geometry": "model-space shape (identity + expression), unposed, centred; +y up, +z front",
+        "num_vertices": num,
+        "num_triangles": model.num_triangles,
+        "texture_size": int(texture_size),
+        "unseen_fill": ({"method": "mirror colour where the mirror is seen, coarse albedo "
+                                   "elsewhere", "rings": fill_rings,
+                         "visible_fraction": float(np.mean(vis > 0.5))}
+                        if vis is not None else None),
+    })
+    written.append(atomic.write_json(path(".json"), report_lib.to_json_safe(document)))
+  return [str(p) for p in written]
