@@ -1,5 +1,7 @@
 """Losses (facegcn_tf.training.losses) and schedules (facegcn_tf.training.schedule)."""
 
+import dataclasses
+
 import keras
 import numpy as np
 import pytest
@@ -236,7 +238,7 @@ def test_total_loss_paper_formula(batch):
 
 def test_total_loss_official_variant(batch):
   s1, s4 = 0.4, 0.6
-  cfg = losses.GeneratorLossConfig(**{**losses.OFFICIAL_LOSS.__dict__, "adversarial": True})
+  cfg = dataclasses.replace(losses.OFFICIAL_LOSS, adversarial=True)  # code's --gan
   terms = losses.total_generator_loss(sigma1=s1, sigma4=s4, config=cfg, regularization=0.5,
                                       **batch)
   proj = losses.projection_loss(batch["lit_fine"], batch["sampled"][..., :3],
