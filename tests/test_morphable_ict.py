@@ -220,7 +220,7 @@ def test_clockwise_quads_are_reoriented_with_their_uvs(raw, coarse, tmp_path):
   flipped["quads"] = raw["quads"][:, ::-1]
   flipped["quad_uv"] = raw["quad_uv"][:, ::-1]
   np.savez(tmp_path / "flipped.npz", **flipped)
-  model = ict.load_ict(tmp_path / "flipped.npz", subdivide=False)
+  model = ict.load_ict(tmp_path / "flipped.npz", subdivide=False, n_tex=4)
   tm = trimesh.Trimesh(model.mean_shape, model.triangles, process=False)
   assert tm.vertex_normals[model.landmarks68[30], 2] > 0.8
   corners = model.uv[model.triangle_uv]
