@@ -37,9 +37,14 @@ _SKIP_LIST = flags.DEFINE_string("skip_list", None,
 _FACE_MODEL = flags.DEFINE_enum("face_model", "ict_coarse", ["ict", "ict_coarse", "bfm"],
                                 "Face model whose mean-shape landmarks give the alignment "
                                 "template (ict and ict_coarse give the same template).")
-_MODEL_PATH = flags.DEFINE_string("model_path", None, "Face model file (default: asset search path).")
+_MODEL_PATH = flags.DEFINE_string("model_path", None,
+                                  "Face model file (default: asset search path).")
 _FOREHEAD = flags.DEFINE_float("forehead", 0.0, "Raise the mask region at the forehead by this "
                                "fraction of its height above the eyes.", lower_bound=0.0)
+_ALIGN_METHOD = flags.DEFINE_enum(
+    "align_method", "scale_translation", ["scale_translation", "pos"],
+    "Alignment fit: least-squares scale + translation of the template's x, y (default), or "
+    "Deep3DFace's POS affine fit.")
 _RECURSIVE = flags.DEFINE_bool("recursive", True, "Also read photos in sub-folders.")
 
 
@@ -82,13 +87,14 @@ def main(argv):
   template5 = alignment.five_point_template(model.mean_shape[model.landmarks68])
   feature_fn = _identity_feature_fn(template5) if _IDENTITY.value == "dlib" else None
   preprocessor = FacePreprocessor(template5, min_confidence=_MIN_CONFIDENCE.value,
-                                  forehead=_FOREHEAD.value)
+                                  forehead=_FOREHEAD.value, align_method=_ALIGN_METHOD.value)
   total = len(names) if _MAX_IMAGES.value is None else min(len(names), _MAX_IMAGES.value)
   config = {
       "template5": np.round(template5, 6).tolist(),
       "min_confidence": _MIN_CONFIDENCE.value,
       "identity": _IDENTITY.value,
       "forehead": _FOREHEAD.value,
+      "align_method": _ALIGN_METHOD.value,
       "size": alignment.ALIGNED_SIZE,
   }
   with tqdm(total=total, unit="img", desc="prepare_data") as bar:

@@ -22,7 +22,8 @@ def ict_template():
 
 
 def _rotation(yaw, pitch, roll):
-  cy, sy, cp, sp, cr, sr = np.cos(yaw), np.sin(yaw), np.cos(pitch), np.sin(pitch), np.cos(roll), np.sin(roll)
+  cy, sy, cp, sp = np.cos(yaw), np.sin(yaw), np.cos(pitch), np.sin(pitch)
+  cr, sr = np.cos(roll), np.sin(roll)
   ry = np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
   rx = np.array([[1, 0, 0], [0, cp, -sp], [0, sp, cp]])
   rz = np.array([[cr, -sr, 0], [sr, cr, 0], [0, 0, 1]])

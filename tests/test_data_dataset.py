@@ -37,7 +37,8 @@ def photo_dir(tmp_path_factory, astronaut, grace_hopper):
   import skimage.data
   root = tmp_path_factory.mktemp("photos")
   cv2.imwrite(str(root / "astronaut.png"), astronaut[..., ::-1])
-  cv2.imwrite(str(root / "grace_hopper.jpg"), grace_hopper[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 95])
+  cv2.imwrite(str(root / "grace_hopper.jpg"), grace_hopper[..., ::-1],
+              [cv2.IMWRITE_JPEG_QUALITY, 95])
   cv2.imwrite(str(root / "coffee.png"), skimage.data.coffee()[..., ::-1])
   (root / "broken.jpg").write_bytes((root / "grace_hopper.jpg").read_bytes()[:4000])
   (root / "notes.txt").write_text("not a photo")
@@ -77,7 +78,8 @@ def test_writer_records_done_and_failed(written):
   assert manifest["failed"][0]["path"] == "broken.jpg"
 
 
-def test_rerun_resumes_and_changes_redo_only_what_changed(written, photo_dir, preprocessor, tmp_path):
+def test_rerun_resumes_and_changes_redo_only_what_changed(written, photo_dir, preprocessor,
+                                                          tmp_path):
   out, _ = written
   copy = tmp_path / "copy"
   shutil.copytree(out, copy)
@@ -181,7 +183,8 @@ def test_augmentation_keeps_image_landmarks_and_affine_consistent(written):
     assert np.array_equal(aug["image"].numpy(), again["image"].numpy())
     for i in range(2):
       a0 = np.vstack([plain["affine"][i].numpy(), [0, 0, 1]])
-      g = np.vstack([aug["affine"][i].numpy(), [0, 0, 1]]) @ np.linalg.inv(a0)  # aligned -> augmented
+      # g: aligned -> augmented.
+      g = np.vstack([aug["affine"][i].numpy(), [0, 0, 1]]) @ np.linalg.inv(a0)
       flipped = g[0, 0] < 0
       flips.add(bool(flipped))
       p5 = alignment.transform_points(plain["points5"][i].numpy(), g[:2])
@@ -211,8 +214,10 @@ def test_augment_pixel_convention_with_a_single_dot():
   image = np.zeros((size, size, 3), np.float32)
   image[20, 13] = 255.0
   ones = np.ones((size, size, 1), np.float32)
-  example = {"image": tf.constant(image), "landmarks68": tf.constant(np.tile([[13.0, 20.0]], (68, 1)), tf.float32),
-             "points5": tf.constant(np.tile([[13.0, 20.0]], (5, 1)), tf.float32),
+  dot = [[13.0, 20.0]]
+  example = {"image": tf.constant(image),
+             "landmarks68": tf.constant(np.tile(dot, (68, 1)), tf.float32),
+             "points5": tf.constant(np.tile(dot, (5, 1)), tf.float32),
              "affine": tf.constant([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]),
              "face_mask": ones, "skin_mask": ones, "region_mask": ones, "valid_mask": ones}
   opts = augment.AugmentOptions(flip_prob=0.5, max_shift=5, max_scale=0.0, brightness=0,

@@ -50,7 +50,8 @@ def test_masks_cover_cheeks_and_forehead(faces, name):
   assert (masks.skin <= masks.region).all() and (masks.face <= masks.region).all()
   assert 0.75 < masks.face.sum() / masks.region.sum() <= 1.0
   # Eyes and lips are not skin but are in the loss mask.
-  eye = face_mask.feature_mask(points, image.shape) & _disk(image.shape, points[159, :2], 0.1 * _iod(points))
+  eye = (face_mask.feature_mask(points, image.shape)
+         & _disk(image.shape, points[159, :2], 0.1 * _iod(points)))
   assert masks.face[eye].mean() > 0.9
 
 
@@ -90,7 +91,8 @@ def test_masks_on_the_aligned_crop(models, astronaut):
   except OSError:
     pytest.skip(f"{ICT_NPZ} not available")
   neutral = data["neutral"].astype(np.float64)
-  template = alignment.five_point_template((neutral[data["landmarks68"]] - neutral.mean(axis=0)) * 0.1)
+  lm68 = (neutral[data["landmarks68"]] - neutral.mean(axis=0)) * 0.1
+  template = alignment.five_point_template(lm68)
   prepared = FacePreprocessor(template, *models).prepare_image(astronaut, name="astronaut")
   masks, dense = prepared.masks, prepared.dense
   assert masks.face.shape == (224, 224)

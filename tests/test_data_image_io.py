@@ -127,7 +127,8 @@ def test_float_tiffs(tmp_path):
   assert np.abs(loaded.rgb.astype(int) - np.rint(rgb * 255)).max() <= 1
 
 
-@pytest.mark.parametrize("kind", ["truncated", "random", "empty", "directory", "missing", "text", "tiny"])
+@pytest.mark.parametrize(
+    "kind", ["truncated", "random", "empty", "directory", "missing", "text", "tiny"])
 def test_bad_inputs_raise_image_load_error_naming_the_file(tmp_path, kind):
   path = tmp_path / f"bad_{kind}.jpg"
   if kind == "truncated":

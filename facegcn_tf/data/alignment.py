@@ -214,7 +214,8 @@ class AlignedFace:
 
 def estimate_transform(points5: np.ndarray, template5: np.ndarray,
                        image_shape: Tuple[int, ...], size: int = ALIGNED_SIZE,
-                       rescale: float = RESCALE, method: str = "scale_translation") -> AlignTransform:
+                       rescale: float = RESCALE,
+                       method: str = "scale_translation") -> AlignTransform:
   """The alignment transform for one face.
 
   Args:
@@ -376,7 +377,8 @@ def warp_to_original(aligned: np.ndarray, transform: AlignTransform,
   return out
 
 
-def paste_onto(photo: np.ndarray, aligned_rgba: np.ndarray, transform: AlignTransform) -> np.ndarray:
+def paste_onto(photo: np.ndarray, aligned_rgba: np.ndarray,
+               transform: AlignTransform) -> np.ndarray:
   """Alpha-composites an aligned RGBA result over the full-resolution photo.
 
   Args:
@@ -387,7 +389,8 @@ def paste_onto(photo: np.ndarray, aligned_rgba: np.ndarray, transform: AlignTran
     [H, W, 3] uint8 composite.
   """
   if aligned_rgba.ndim != 3 or aligned_rgba.shape[-1] != 4 or aligned_rgba.dtype != np.uint8:
-    raise ValueError(f"aligned_rgba must be [S, S, 4] uint8, got {aligned_rgba.shape} {aligned_rgba.dtype}")
+    raise ValueError(f"aligned_rgba must be [S, S, 4] uint8, got {aligned_rgba.shape} "
+                     f"{aligned_rgba.dtype}")
   back = warp_to_original(aligned_rgba, transform, photo.shape).astype(np.float32)
   alpha = back[..., 3:] / 255.0
   out = back[..., :3] * alpha + photo.astype(np.float32) * (1.0 - alpha)

@@ -109,9 +109,11 @@ def augment_example(example: Dict[str, tf.Tensor], seed: tf.Tensor,
   if options.brightness > 0:
     image = tf.image.stateless_random_brightness(image, options.brightness, seeds[3])
   if options.contrast > 0:
-    image = tf.image.stateless_random_contrast(image, 1 - options.contrast, 1 + options.contrast, seeds[4])
+    image = tf.image.stateless_random_contrast(image, 1 - options.contrast,
+                                               1 + options.contrast, seeds[4])
   if options.saturation > 0:
-    image = tf.image.stateless_random_saturation(image, 1 - options.saturation, 1 + options.saturation, seeds[5])
+    image = tf.image.stateless_random_saturation(image, 1 - options.saturation,
+                                                 1 + options.saturation, seeds[5])
   if options.hue > 0:
     image = tf.image.stateless_random_hue(image, options.hue, seeds[6])
   valid = out["valid_mask"]

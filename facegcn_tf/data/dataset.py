@@ -122,7 +122,9 @@ def _read_manifest(path: str) -> Optional[dict]:
       manifest = json.load(f)
   except (OSError, ValueError):
     return None
-  return manifest if isinstance(manifest, dict) and manifest.get("format") == MANIFEST_FORMAT else None
+  if isinstance(manifest, dict) and manifest.get("format") == MANIFEST_FORMAT:
+    return manifest
+  return None
 
 
 def _write_json_atomic(path: str, payload: dict) -> None:
@@ -159,11 +161,13 @@ class _ShardWriter:
       batch = np.stack([f.aligned.image for _, f in self.pending]).astype(np.float32)
       values = np.asarray(self.feature_fn(batch), dtype=np.float32)
       if values.ndim != 2 or values.shape[0] != len(self.pending) or values.shape[1] < 1:
-        raise ValueError(f"feature_fn must return [B, D] for B={len(self.pending)}, got {values.shape}")
+        raise ValueError(f"feature_fn must return [B, D] for B={len(self.pending)}, "
+                         f"got {values.shape}")
       if not np.all(np.isfinite(values)):
         raise ValueError("feature_fn returned NaN or inf")
       if self.feature_dim and values.shape[1] != self.feature_dim:
-        raise ValueError(f"feature_fn changed its output size from {self.feature_dim} to {values.shape[1]}")
+        raise ValueError(f"feature_fn changed its output size from {self.feature_dim} "
+                         f"to {values.shape[1]}")
       self.feature_dim = int(values.shape[1])
       features = list(values)
     for (name, face), vector in zip(self.pending, features):
@@ -238,7 +242,8 @@ def write_dataset(inputs: Iterable[str], output_dir: str, prepare_fn: Callable[[
         if name not in skip_set:
           try:
             face = prepare_fn(name)
-          except Exception as err:  # pylint: disable=broad-except  (one bad photo must not stop a batch)
+          # One bad photo must not stop a batch: any error becomes its failure reason.
+          except Exception as err:  # pylint: disable=broad-except
             failed.append(Failure(name, _reason(err)))
           else:
             writer.add(name, face)

@@ -269,7 +269,8 @@ def face_masks(image: np.ndarray, points468: np.ndarray, forehead: float = 0.0,
   # Occluders: sizeable non-skin pieces outside the (grown) features.
   nonskin = region & (1 - skin)
   area_min = min_blob * max(int(region.sum()), 1)
-  count, labels, stats, _ = cv2.connectedComponentsWithStats(nonskin & (1 - near_features), connectivity=8)
+  count, labels, stats, _ = cv2.connectedComponentsWithStats(nonskin & (1 - near_features),
+                                                             connectivity=8)
   big = stats[:, cv2.CC_STAT_AREA] >= area_min
   big[0] = False
   occluder = big[labels]

@@ -49,19 +49,28 @@ class FacePreprocessor:
     min_confidence: detector threshold when the detector is built here.
     size: aligned crop side.
     forehead: forehead extension of the mask region.
+    align_method: alignment fit, "scale_translation" or "pos" (see
+      ``alignment.estimate_transform``).
   """
 
   def __init__(self, template5: np.ndarray, detector: Optional[FaceDetector] = None,
                landmarker: Optional[DenseLandmarker] = None, min_confidence: float = 0.9,
-               size: int = alignment.ALIGNED_SIZE, forehead: float = 0.0):
+               size: int = alignment.ALIGNED_SIZE, forehead: float = 0.0,
+               align_method: str = "scale_translation"):
     template5 = np.asarray(template5, dtype=np.float64)
     if template5.shape != (5, 3):
       raise ValueError(f"template5 must be [5, 3], got {template5.shape}")
     self.template5 = template5
-    self.detector = detector if detector is not None else FaceDetector(min_confidence=min_confidence)
+    if detector is None:
+      detector = FaceDetector(min_confidence=min_confidence)
+    self.detector = detector
     self.landmarker = landmarker if landmarker is not None else DenseLandmarker()
+    if align_method not in alignment.FIT_METHODS:
+      raise ValueError(f"unknown align_method '{align_method}'; "
+                       f"choose from {sorted(alignment.FIT_METHODS)}")
     self.size = int(size)
     self.forehead = float(forehead)
+    self.align_method = align_method
 
   def prepare_image(self, rgb: np.ndarray, name: str = "<array>") -> PreparedFace:
     """Prepares the most confident face of a ``[H, W, 3] uint8`` photo.
@@ -73,7 +82,8 @@ class FacePreprocessor:
     rgb = image_io.ensure_rgb_uint8(rgb, name)
     detection = self.detector.most_confident(rgb, name=name)
     dense = self.landmarker.predict(rgb, detection.box, detection.points, name=name)
-    aligned = alignment.align_face(rgb, detection.points, self.template5, size=self.size)
+    aligned = alignment.align_face(rgb, detection.points, self.template5, size=self.size,
+                                   method=self.align_method)
     transform = aligned.transform
     dense_aligned = np.concatenate(
         [transform.to_aligned(dense.points[:, :2]), dense.points[:, 2:3] * transform.zoom], axis=1)

@@ -36,11 +36,13 @@ def _bytes(value: bytes) -> tf.train.Feature:
 
 
 def _floats(values) -> tf.train.Feature:
-  return tf.train.Feature(float_list=tf.train.FloatList(value=np.asarray(values, np.float32).reshape(-1)))
+  flat = np.asarray(values, np.float32).reshape(-1)
+  return tf.train.Feature(float_list=tf.train.FloatList(value=flat))
 
 
 def _ints(values) -> tf.train.Feature:
-  return tf.train.Feature(int64_list=tf.train.Int64List(value=np.asarray(values, np.int64).reshape(-1)))
+  flat = np.asarray(values, np.int64).reshape(-1)
+  return tf.train.Feature(int64_list=tf.train.Int64List(value=flat))
 
 
 def _png(image: np.ndarray) -> bytes:
