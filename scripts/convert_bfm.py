@@ -2,7 +2,8 @@
 
 Inputs, all in --bfm_dir (or the last five in --aux_dir):
   01_MorphableModel.mat  BFM 2009, University of Basel (registration required)
-  Exp_Pca.bin            Guo et al.'s expression basis (Coarse_Dataset.zip, github.com/Juyong/3DFace)
+  Exp_Pca.bin            Guo et al.'s expression basis
+                         (Coarse_Dataset.zip, github.com/Juyong/3DFace)
   std_exp.txt, BFM_exp_idx.mat, BFM_front_idx.mat, facemodel_info.mat
                          Deep3DFaceReconstruction's BFM/ folder
 
@@ -24,10 +25,12 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 from facegcn_tf.errors import FaceGCNError  # noqa: E402
 from facegcn_tf.morphable import bfm_convert  # noqa: E402
 
-_BFM_DIR = flags.DEFINE_string("bfm_dir", None, "Folder holding 01_MorphableModel.mat.", required=True)
-_AUX_DIR = flags.DEFINE_string("aux_dir", None, "Folder holding Exp_Pca.bin and Deep3DFace's BFM/ files "
-                               "(default: --bfm_dir).")
-_OUTPUT = flags.DEFINE_string("output", None, "Output .mat (default: <assets>/bfm/BFM_model_front.mat).")
+_BFM_DIR = flags.DEFINE_string(
+    "bfm_dir", None, "Folder holding 01_MorphableModel.mat.", required=True)
+_AUX_DIR = flags.DEFINE_string(
+    "aux_dir", None, "Folder holding Exp_Pca.bin and Deep3DFace's BFM/ files (default: --bfm_dir).")
+_OUTPUT = flags.DEFINE_string(
+    "output", None, "Output .mat (default: <assets>/bfm/BFM_model_front.mat).")
 
 
 def main(argv):

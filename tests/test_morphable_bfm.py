@@ -32,7 +32,8 @@ def canonical_landmarks_xy():
   p[22:27] = p[21:16:-1] * [-1, 1]
   p[27:31] = np.stack([np.zeros(4), [0.4, 0.3, 0.2, 0.1]], 1)
   p[31:36] = np.stack([[-0.12, -0.06, 0, 0.06, 0.12], [-0.02, -0.04, -0.05, -0.04, -0.02]], 1)
-  p[36:42] = [[-0.42, 0.4], [-0.34, 0.44], [-0.26, 0.44], [-0.18, 0.4], [-0.26, 0.36], [-0.34, 0.36]]
+  p[36:42] = [[-0.42, 0.4], [-0.34, 0.44], [-0.26, 0.44],
+              [-0.18, 0.4], [-0.26, 0.36], [-0.34, 0.36]]
   p[42:48] = p[[39, 38, 37, 36, 41, 40]] * [-1, 1]
   theta = np.pi - np.arange(12) * np.pi / 6
   p[48:60] = np.stack([0.22 * np.cos(theta), -0.3 + 0.08 * np.sin(theta)], 1)
@@ -45,7 +46,8 @@ def synthetic_face(n=33):
   """Height-field face in dm: vertices [n*n, 3], CCW triangles, landmark indices [68]."""
   x, y = np.meshgrid(np.linspace(-0.8, 0.8, n), np.linspace(-0.8, 0.8, n))
   x, y = x.ravel(), y.ravel()
-  z = 0.6 * np.sqrt(np.maximum(1 - x ** 2 / 0.81, 0)) + 0.25 * np.exp(-x ** 2 / 0.0128 - (y - 0.1) ** 2 / 0.045)
+  z = (0.6 * np.sqrt(np.maximum(1 - x ** 2 / 0.81, 0)) +
+       0.25 * np.exp(-x ** 2 / 0.0128 - (y - 0.1) ** 2 / 0.045))  # head + nose
   v = np.stack([x, y, z], 1)
   i = np.arange(n * n).reshape(n, n)
   a, b, c, d = i[:-1, :-1].ravel(), i[:-1, 1:].ravel(), i[1:, 1:].ravel(), i[1:, :-1].ravel()
@@ -85,7 +87,8 @@ class Fixture:
     self.exp_pc = rng.standard_normal((3 * n_exp, 79)).astype(f32)
     self.std_exp = rng.uniform(1e3, 5e3, 79)
     tri = self.tri[:, [0, 2, 1]] if flip_triangles else self.tri
-    self.info = {"tri": (tri + 1).astype(np.float64), "keypoints": (self.landmarks + 1)[None].astype(np.float64),
+    self.info = {"tri": (tri + 1).astype(np.float64),
+                 "keypoints": (self.landmarks + 1)[None].astype(np.float64),
                  "point_buf": np.ones((nf, 8)), "skinmask": np.ones((1, nf)),
                  "frontmask2_idx": np.arange(1, 11)[:, None].astype(np.float64),
                  "tri_mask2": (tri[:5] + 1).astype(np.float64)}
@@ -95,10 +98,13 @@ class Fixture:
     with open(root / "Exp_Pca.bin", "wb") as f:
       f.write(np.array([79], "<i4").tobytes())
       f.write(self.exp_mu.astype("<f4").tobytes())
-      f.write(np.ascontiguousarray(self.exp_pc.T).astype("<f4").tobytes())  # component after component
+      # Component after component.
+      f.write(np.ascontiguousarray(self.exp_pc.T).astype("<f4").tobytes())
     np.savetxt(root / "std_exp.txt", self.std_exp)
-    scipy.io.savemat(root / "BFM_exp_idx.mat", {"trimIndex": (exp_vertices + 1)[:, None].astype(np.float64)})
-    scipy.io.savemat(root / "BFM_front_idx.mat", {"idx": (self.exp_of_face + 1)[:, None].astype(np.float64)})
+    scipy.io.savemat(root / "BFM_exp_idx.mat",
+                     {"trimIndex": (exp_vertices + 1)[:, None].astype(np.float64)})
+    scipy.io.savemat(root / "BFM_front_idx.mat",
+                     {"idx": (self.exp_of_face + 1)[:, None].astype(np.float64)})
     scipy.io.savemat(root / "facemodel_info.mat", self.info)
 
   def expected(self):
@@ -122,7 +128,8 @@ def fixture(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def converted(fixture, tmp_path_factory):
-  return bfm_convert.convert(fixture.dir, output=tmp_path_factory.mktemp("out") / "BFM_model_front.mat")
+  out = tmp_path_factory.mktemp("out") / "BFM_model_front.mat"
+  return bfm_convert.convert(fixture.dir, output=out)
 
 
 def test_read_exp_pca(fixture):
@@ -158,7 +165,8 @@ def test_loader_shapes_units_and_indices(fixture, converted):
   expected = fixture.expected()
   np.testing.assert_allclose(model.id_basis[7, 100], expected["idBase"][300:303, 7], rtol=1e-5)
   np.testing.assert_allclose(model.exp_basis[63, 5], expected["exBase"][15:18, 63], rtol=1e-5)
-  np.testing.assert_allclose(model.albedo_basis[2, 9], expected["texBase"][27:30, 2] / 255, rtol=1e-5)
+  np.testing.assert_allclose(model.albedo_basis[2, 9], expected["texBase"][27:30, 2] / 255,
+                             rtol=1e-5)
   np.testing.assert_allclose(model.mean_albedo, expected["meantex"].reshape(-1, 3) / 255, rtol=1e-6)
   np.testing.assert_array_equal(model.triangles, fixture.tri)  # 0-based, already CCW
   np.testing.assert_array_equal(model.landmarks68, fixture.landmarks)
@@ -166,7 +174,8 @@ def test_loader_shapes_units_and_indices(fixture, converted):
   assert model.uv.shape == (nf, 2) and model.uv.min() >= 0 and model.uv.max() <= 1
   rng = np.random.default_rng(0)
   alpha = rng.standard_normal(80)
-  np.testing.assert_allclose(model.shape(alpha), model.mean_shape + np.einsum("k,kvc->vc", alpha, model.id_basis),
+  np.testing.assert_allclose(model.shape(alpha),
+                             model.mean_shape + np.einsum("k,kvc->vc", alpha, model.id_basis),
                              atol=1e-5)
 
 
@@ -192,15 +201,19 @@ def test_loader_fixes_clockwise_triangles(tmp_path):
 def test_missing_inputs_name_the_files(fixture, tmp_path):
   partial = tmp_path / "partial"
   partial.mkdir()
-  (partial / "01_MorphableModel.mat").write_bytes((fixture.dir / "01_MorphableModel.mat").read_bytes())
+  (partial / "01_MorphableModel.mat").write_bytes(
+      (fixture.dir / "01_MorphableModel.mat").read_bytes())
   with pytest.raises(AssetNotFoundError) as err:
     bfm_convert.find_sources(partial)
   message = str(err.value)
-  for name in ("Exp_Pca.bin", "std_exp.txt", "BFM_exp_idx.mat", "BFM_front_idx.mat", "facemodel_info.mat"):
+  for name in ("Exp_Pca.bin", "std_exp.txt", "BFM_exp_idx.mat", "BFM_front_idx.mat",
+               "facemodel_info.mat"):
     assert name in message
   assert "01_MorphableModel.mat" not in message and "\n" not in message
   # The auxiliary files may live in a second folder.
-  assert bfm_convert.find_sources(partial, aux_dir=fixture.dir)["exp_pca"] == fixture.dir / "Exp_Pca.bin"
+  found = bfm_convert.find_sources(partial, aux_dir=fixture.dir)
+  assert found["exp_pca"] == fixture.dir / "Exp_Pca.bin"
+  assert found["morphable_model"] == partial / "01_MorphableModel.mat"
 
 
 def test_missing_model_says_how_to_get_it(tmp_path, monkeypatch):
@@ -242,11 +255,12 @@ def test_loader_rejects_bad_files(converted, tmp_path):
 
 def test_convert_script(fixture, tmp_path):
   out = tmp_path / "script.mat"
-  ok = subprocess.run([sys.executable, str(REPO / "scripts" / "convert_bfm.py"), f"--bfm_dir={fixture.dir}",
-                       f"--output={out}"], capture_output=True, text=True, timeout=120)
+  script = str(REPO / "scripts" / "convert_bfm.py")
+  ok = subprocess.run([sys.executable, script, f"--bfm_dir={fixture.dir}", f"--output={out}"],
+                      capture_output=True, text=True, timeout=120)
   assert ok.returncode == 0, ok.stderr
   assert out.exists() and scipy.io.loadmat(out)["idBase"].shape == (3 * 33 * 33, 80)
-  bad = subprocess.run([sys.executable, str(REPO / "scripts" / "convert_bfm.py"), f"--bfm_dir={tmp_path}"],
+  bad = subprocess.run([sys.executable, script, f"--bfm_dir={tmp_path}"],
                        capture_output=True, text=True, timeout=120)
   assert bad.returncode == 1
   assert "01_MorphableModel.mat" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1

@@ -47,7 +47,8 @@ def test_counts_and_layout(raw, coarse, fine):
 
 def test_units_are_decimetres_and_centred(raw, coarse, fine):
   offset = coarse.mean_shape - raw["neutral"] * 0.1
-  np.testing.assert_allclose(offset, np.broadcast_to(offset[0], offset.shape), atol=1e-5)  # pure shift
+  # A pure shift of the raw neutral in decimetres.
+  np.testing.assert_allclose(offset, np.broadcast_to(offset[0], offset.shape), atol=1e-5)
   np.testing.assert_allclose(coarse.id_basis, raw["id_basis"] * 0.1, rtol=1e-6)
   np.testing.assert_allclose(coarse.exp_basis, raw["exp_basis"] * 0.1, rtol=1e-6)
   width = np.ptp(coarse.mean_shape[:, 0])
@@ -64,7 +65,8 @@ def test_subdivided_model_reproduces_coarse_model_at_shared_vertices(coarse, fin
   for key in ("mean_shape", "id_basis", "exp_basis"):
     np.testing.assert_array_equal(getattr(fine, key)[..., :COARSE_V, :], getattr(coarse, key))
   # Same positions up to float32 summation order (BLAS blocks differ with V).
-  np.testing.assert_allclose(fine.shape(alpha, beta)[:COARSE_V], coarse.shape(alpha, beta), atol=1e-6)
+  np.testing.assert_allclose(fine.shape(alpha, beta)[:COARSE_V], coarse.shape(alpha, beta),
+                             atol=1e-6)
   albedo_c, albedo_f = coarse.albedo(delta, clip=False), fine.albedo(delta, clip=False)
   np.testing.assert_allclose(albedo_f[:COARSE_V], albedo_c, atol=1e-6)
   # Every new vertex is the midpoint of one coarse edge, for any coefficients.
@@ -78,10 +80,10 @@ def test_subdivided_model_reproduces_coarse_model_at_shared_vertices(coarse, fin
   ends = edges[edge_of_new]
   for a, b in ((alpha, beta), (-alpha, 1 - beta)):
     shape = coarse.shape(a, b)
-    np.testing.assert_allclose(fine.shape(a, b)[COARSE_V:], 0.5 * (shape[ends[:, 0]] + shape[ends[:, 1]]),
-                               atol=1e-5)
-  np.testing.assert_allclose(albedo_f[COARSE_V:], 0.5 * (albedo_c[ends[:, 0]] + albedo_c[ends[:, 1]]),
-                             atol=1e-5)
+    np.testing.assert_allclose(fine.shape(a, b)[COARSE_V:],
+                               0.5 * (shape[ends[:, 0]] + shape[ends[:, 1]]), atol=1e-5)
+  np.testing.assert_allclose(albedo_f[COARSE_V:],
+                             0.5 * (albedo_c[ends[:, 0]] + albedo_c[ends[:, 1]]), atol=1e-5)
   assert fine.landmarks68.tolist() == coarse.landmarks68.tolist()
 
 
@@ -109,7 +111,8 @@ def test_landmarks_are_plausible(coarse):
   np.testing.assert_allclose(p[36] * [-1, 1, 1], p[45], atol=1e-3)  # mirrored outer eye corners
   np.testing.assert_allclose(p[48] * [-1, 1, 1], p[54], atol=1e-3)  # mirrored mouth corners
   assert p[8, 1] == p[:17, 1].min()  # chin is the lowest jaw point
-  assert p[19, 1] > p[37, 1] > p[30, 1] > p[51, 1] > p[57, 1] > p[8, 1]  # brow > eye > nose > lips > chin
+  # Brow above eye above nose tip above lips above chin.
+  assert p[19, 1] > p[37, 1] > p[30, 1] > p[51, 1] > p[57, 1] > p[8, 1]
   assert abs(p[[8, 27, 30, 33, 51, 57, 62, 66], 0]).max() < 1e-3  # centre-line points
 
 
@@ -145,8 +148,8 @@ def test_skin_mask_excludes_eyes_mouth_and_nostrils(coarse, fine):
                              (v[:, 1] < v[lm[30], 1]) & (v[:, 2] < v[lm[33], 2] - 0.05))
     assert len(nostril) > 10 and not skin[nostril].any()
     # Forehead, cheeks, nose bridge, chin are skin.
-    for point in (v[lm[27]] + [0, 0.35, 0], 0.5 * (v[lm[2]] + v[lm[31]]), 0.5 * (v[lm[14]] + v[lm[35]]),
-                  v[lm[28]], 0.5 * (v[lm[8]] + v[lm[57]])):
+    for point in (v[lm[27]] + [0, 0.35, 0], 0.5 * (v[lm[2]] + v[lm[31]]),
+                  0.5 * (v[lm[14]] + v[lm[35]]), v[lm[28]], 0.5 * (v[lm[8]] + v[lm[57]])):
       cand = np.flatnonzero(np.linalg.norm(v[:, :2] - point[:2], axis=1) < 0.03)
       assert skin[cand[np.argmax(v[cand, 2])]]
     assert 0.6 < skin.mean() < 0.9
@@ -184,7 +187,8 @@ def test_albedo_model_is_smooth_and_plausible(coarse, fine):
   # Lips are redder than cheeks, brows darker than forehead in the mean albedo.
   a, lm, v = coarse.mean_albedo, coarse.landmarks68, coarse.mean_shape
   assert a[lm[51], 0] - a[lm[51], 1] > a[lm[2], 0] - a[lm[2], 1]
-  assert a[lm[19]].sum() < a[np.argmin(np.linalg.norm(v - (v[lm[27]] + [0, 0.35, 0.1]), axis=1))].sum()
+  forehead = np.argmin(np.linalg.norm(v - (v[lm[27]] + [0, 0.35, 0.1]), axis=1))
+  assert a[lm[19]].sum() < a[forehead].sum()
 
 
 def test_uvs(raw, coarse, fine):

@@ -25,7 +25,8 @@ def grid(nx, ny, width=1.0, height=1.0, z=None):
 
 def signed_areas_2d(points, triangles):
   a, b, c = (points[triangles[:, k]] for k in range(3))
-  return 0.5 * ((b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0]))
+  ab, ac = b - a, c - a
+  return 0.5 * (ab[:, 0] * ac[:, 1] - ab[:, 1] * ac[:, 0])
 
 
 def test_quads_split_keeps_winding_both_ways():
@@ -36,12 +37,14 @@ def test_quads_split_keeps_winding_both_ways():
     assert np.all(signed_areas_2d(v, tri) > 0)
     # The two halves of each quad cover it exactly.
     np.testing.assert_allclose(signed_areas_2d(v, tri).reshape(-1, 2).sum(1), 0.25)
-  np.testing.assert_array_equal(subdivision.quads_to_triangles([[0, 1, 2, 3]], False), [[0, 1, 3], [1, 2, 3]])
+  np.testing.assert_array_equal(subdivision.quads_to_triangles([[0, 1, 2, 3]], False),
+                                [[0, 1, 3], [1, 2, 3]])
 
 
 def test_shorter_diagonal_choice():
   v = np.array([[0, 0, 0], [2, 0, 0], [3, 1, 0], [1, 1, 0]], float)  # parallelogram
-  assert not subdivision.shorter_diagonal_is_02([[0, 1, 2, 3]], v)[0]  # |02| = sqrt(10) > |13| = sqrt(2)
+  # |02| = sqrt(10) > |13| = sqrt(2).
+  assert not subdivision.shorter_diagonal_is_02([[0, 1, 2, 3]], v)[0]
   assert subdivision.shorter_diagonal_is_02([[1, 2, 3, 0]], v)[0]
 
 
@@ -52,7 +55,8 @@ def test_midpoint_subdivision_of_one_triangle():
   fine = subdivision.interpolate_midpoints(v, edges)
   assert fine.shape == (6, 3)
   np.testing.assert_array_equal(fine[:3], v)
-  assert {tuple(p) for p in fine[3:].tolist()} == {(1.0, 0.0, 0.0), (1.0, 1.0, 0.0), (0.0, 1.0, 0.0)}
+  midpoints = {(1.0, 0.0, 0.0), (1.0, 1.0, 0.0), (0.0, 1.0, 0.0)}
+  assert {tuple(p) for p in fine[3:].tolist()} == midpoints
   np.testing.assert_allclose(signed_areas_2d(fine, tri), 0.5)  # 4 equal children, same winding
 
 
@@ -91,7 +95,8 @@ def test_subdivided_uvs_follow_seams_and_stay_aligned_with_triangles():
   fine_tuv, uv_edges = subdivision.midpoint_subdivide(triangle_uv, len(uv))
   fine_uv = subdivision.interpolate_midpoints(uv, uv_edges)
   parent = np.repeat(np.arange(len(tri)), 4)
-  expected = np.einsum("fij,fkj->fki", maps[parent], fine_v[fine_tri][:, :, :2]) + offsets[parent, None, :]
+  expected = (np.einsum("fij,fkj->fki", maps[parent], fine_v[fine_tri][:, :, :2]) +
+              offsets[parent, None, :])
   np.testing.assert_allclose(fine_uv[fine_tuv], expected, atol=1e-12)
   # Geometry shares midpoints across the seams, UVs do not.
   assert len(fine_v) < len(fine_uv)
@@ -179,7 +184,8 @@ def test_cylindrical_uv_on_a_face_like_height_field():
 def test_signed_distance_to_polygon():
   square = np.array([[0, 0], [1, 0], [1, 1], [0, 1]], float)
   points = np.array([[0.5, 0.5], [0.5, 0.9], [2.0, 0.5], [1.3, 1.4]])
-  np.testing.assert_allclose(regions.signed_distance_to_polygon(points, square), [-0.5, -0.1, 1.0, 0.5])
+  np.testing.assert_allclose(regions.signed_distance_to_polygon(points, square),
+                             [-0.5, -0.1, 1.0, 0.5])
 
 
 def test_occluded_from_front():
@@ -209,6 +215,6 @@ def test_orientation_and_surface_centroid():
   warped[:, 0] = warped[:, 0] ** 2
   fine_tri, edges = subdivision.midpoint_subdivide(tri, len(v))
   fine = subdivision.interpolate_midpoints(warped, edges)
-  np.testing.assert_allclose(normals.surface_centroid(fine, fine_tri), normals.surface_centroid(warped, tri),
-                             atol=1e-12)
+  np.testing.assert_allclose(normals.surface_centroid(fine, fine_tri),
+                             normals.surface_centroid(warped, tri), atol=1e-12)
   assert abs(fine.mean(0)[0] - warped.mean(0)[0]) > 1e-3

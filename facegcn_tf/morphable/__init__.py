@@ -15,7 +15,9 @@ from facegcn_tf.morphable.model import MorphableModel
 
 MODEL_NAMES = ("ict", "ict_coarse", "bfm")
 
-__all__ = ["BFM_LAYOUT", "COEFF_NAMES", "CoeffLayout", "MODEL_NAMES", "MorphableModel", "load_model"]
+__all__ = [
+    "BFM_LAYOUT", "COEFF_NAMES", "CoeffLayout", "MODEL_NAMES", "MorphableModel", "load_model",
+]
 
 
 def load_model(name: str, path: Optional[Union[str, os.PathLike]] = None) -> MorphableModel:

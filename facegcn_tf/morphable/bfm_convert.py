@@ -52,7 +52,8 @@ SOURCES = {
     "std_exp": ("std_exp.txt", "Deep3DFaceReconstruction's BFM/ folder (GitHub, MIT)"),
     "exp_idx": ("BFM_exp_idx.mat", "Deep3DFaceReconstruction's BFM/ folder (GitHub, MIT)"),
     "front_idx": ("BFM_front_idx.mat", "Deep3DFaceReconstruction's BFM/ folder (GitHub, MIT)"),
-    "facemodel_info": ("facemodel_info.mat", "Deep3DFaceReconstruction's BFM/ folder (GitHub, MIT)"),
+    "facemodel_info": ("facemodel_info.mat",
+                       "Deep3DFaceReconstruction's BFM/ folder (GitHub, MIT)"),
 }
 INFO_KEYS = ("tri", "point_buf", "tri_mask2", "keypoints", "frontmask2_idx", "skinmask")
 OUTPUT_NAME = "BFM_model_front.mat"
@@ -72,8 +73,9 @@ def find_sources(bfm_dir: PathLike, aux_dir: Optional[PathLike] = None) -> Dict[
   Args:
     bfm_dir: folder holding ``01_MorphableModel.mat`` (and, unless
       ``aux_dir`` is given, the other five files).
-    aux_dir: folder holding ``Exp_Pca.bin`` and Deep3DFace's ``BFM/`` files;
-      each file is looked for in ``aux_dir`` first, then ``bfm_dir``.
+    aux_dir: folder holding ``Exp_Pca.bin`` and Deep3DFace's ``BFM/`` files,
+      looked for there first, then in ``bfm_dir`` (``01_MorphableModel.mat``:
+      ``bfm_dir`` first, then ``aux_dir``).
 
   Returns:
     dict source key (see :data:`SOURCES`) -> path.
@@ -84,14 +86,16 @@ def find_sources(bfm_dir: PathLike, aux_dir: Optional[PathLike] = None) -> Dict[
   dirs = [pathlib.Path(d).expanduser() for d in (aux_dir, bfm_dir) if d]
   found, missing = {}, []
   for key, (name, origin) in SOURCES.items():
-    hits = [d / name for d in dirs if (d / name).is_file()]
+    order = dirs[::-1] if key == "morphable_model" else dirs
+    hits = [d / name for d in order if (d / name).is_file()]
     if hits:
       found[key] = hits[0]
     else:
       missing.append(f"{name} ({origin})")
   if missing:
     looked = ", ".join(str(d) for d in dirs)
-    raise AssetNotFoundError(f"BFM conversion inputs not found in {looked}: " + "; ".join(missing) + ".")
+    raise AssetNotFoundError(
+        f"BFM conversion inputs not found in {looked}: " + "; ".join(missing) + ".")
   return found
 
 
@@ -110,8 +114,8 @@ def read_exp_pca(path: PathLike) -> Dict[str, np.ndarray]:
   k = int(np.frombuffer(raw, dtype="<i4", count=1)[0])
   floats = (len(raw) - 4) // 4
   if k <= 0 or (len(raw) - 4) % 4 or floats % (3 * (k + 1)):
-    raise ValueError(f"{path}: {len(raw)} bytes do not fit an int32 component count ({k}) followed by "
-                     "float32 expMU[3n] and expPC[k * 3n]")
+    raise ValueError(f"{path}: {len(raw)} bytes do not fit an int32 component count ({k}) "
+                     "followed by float32 expMU[3n] and expPC[k * 3n]")
   n3 = floats // (k + 1)
   values = np.frombuffer(raw, dtype="<f4", offset=4)
   return {"expMU": values[:n3].copy(), "expPC": values[n3:].reshape(k, n3).T.copy()}
@@ -164,7 +168,8 @@ def build_front_model(morphable_model: dict, exp_pca: Dict[str, np.ndarray], std
   if n3 % 3 or shape_pc.shape[0] != n3 or tex_pc.shape[0] != n3 or tex_mu.size != n3:
     raise ValueError(f"01_MorphableModel.mat: inconsistent sizes shapeMU {shape_mu.size}, "
                      f"shapePC {shape_pc.shape}, texMU {tex_mu.size}, texPC {tex_pc.shape}")
-  for name, pc, ev, keep in (("shape", shape_pc, shape_ev, sizes.n_id), ("tex", tex_pc, tex_ev, sizes.n_tex),
+  for name, pc, ev, keep in (("shape", shape_pc, shape_ev, sizes.n_id),
+                             ("tex", tex_pc, tex_ev, sizes.n_tex),
                              ("exp", exp_pc, std_exp, sizes.n_exp)):
     if pc.shape[1] != ev.size or keep > ev.size:
       raise ValueError(f"{name} basis has {pc.shape[1]} components and {ev.size} deviations; "
@@ -172,7 +177,8 @@ def build_front_model(morphable_model: dict, exp_pca: Dict[str, np.ndarray], std
   n_exp_vertices = exp_pc.shape[0] // 3
   trim = _indices(exp_idx, "trimIndex", n3 // 3, "BFM_exp_idx.mat")
   if trim.size != n_exp_vertices:
-    raise ValueError(f"BFM_exp_idx.mat has {trim.size} entries but Exp_Pca.bin has {n_exp_vertices} vertices")
+    raise ValueError(f"BFM_exp_idx.mat has {trim.size} entries but Exp_Pca.bin has "
+                     f"{n_exp_vertices} vertices")
   front = _indices(front_idx, "idx", n_exp_vertices, "BFM_front_idx.mat")
   shape_index = trim[front]
 
@@ -199,8 +205,8 @@ def _loadmat(path: pathlib.Path) -> dict:
     raise ValueError(f"{path}: cannot read as a .mat file ({type(err).__name__}: {err})") from err
 
 
-def convert(bfm_dir: PathLike, output: Optional[PathLike] = None, aux_dir: Optional[PathLike] = None,
-            sizes: Sizes = Sizes()) -> pathlib.Path:
+def convert(bfm_dir: PathLike, output: Optional[PathLike] = None,
+            aux_dir: Optional[PathLike] = None, sizes: Sizes = Sizes()) -> pathlib.Path:
   """Reads the six inputs, writes ``BFM_model_front.mat``, returns its path.
 
   Args:

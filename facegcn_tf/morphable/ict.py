@@ -52,9 +52,10 @@ def _read_npz(path) -> dict:
   try:
     data = np.load(path, allow_pickle=False)
   except Exception as err:  # not a zip / npy file, unreadable, pickled
-    raise ValueError(f"{path}: cannot read the ICT model file ({type(err).__name__}: {err})") from err
+    raise ValueError(
+        f"{path}: cannot read the ICT model file ({type(err).__name__}: {err})") from err
   if not isinstance(data, np.lib.npyio.NpzFile):
-    raise ValueError(f"{path}: not an ICT face-area model file (an .npy array, not an .npz archive)")
+    raise ValueError(f"{path}: not an ICT face-area model file (an .npy array, not .npz)")
   with data:
     missing = [k for k in _KEYS if k not in data.files]
     if missing:

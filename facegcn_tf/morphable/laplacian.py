@@ -18,8 +18,9 @@ import scipy.sparse.linalg
 import threadpoolctl
 
 
-def cotangent_laplacian(vertices: np.ndarray,
-                        triangles: np.ndarray) -> Tuple[scipy.sparse.csr_matrix, scipy.sparse.dia_matrix]:
+def cotangent_laplacian(
+    vertices: np.ndarray,
+    triangles: np.ndarray) -> Tuple[scipy.sparse.csr_matrix, scipy.sparse.dia_matrix]:
   """Cotangent stiffness matrix and lumped mass matrix.
 
   Args:

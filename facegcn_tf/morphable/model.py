@@ -166,20 +166,24 @@ class MorphableModel:
         (self.albedo_basis.shape == (self.layout.n_tex, v, 3),
          f"albedo_basis {self.albedo_basis.shape} is not [{self.layout.n_tex}, {v}, 3]"),
         (self.mean_albedo.shape == (v, 3), f"mean_albedo {self.mean_albedo.shape} is not [{v}, 3]"),
-        (self.triangles.shape == (f, 3) and f > 0, f"triangles {self.triangles.shape} is not [F, 3]"),
+        (self.triangles.shape == (f, 3) and f > 0,
+         f"triangles {self.triangles.shape} is not [F, 3]"),
         (self.uv.shape[1:] == (2,), f"uv {self.uv.shape} is not [Vt, 2]"),
         (self.triangle_uv.shape == (f, 3), f"triangle_uv {self.triangle_uv.shape} is not [{f}, 3]"),
         (self.landmarks68.shape == (68,), f"landmarks68 {self.landmarks68.shape} is not [68]"),
         (self.skin_mask.shape == (v,), f"skin_mask {self.skin_mask.shape} is not [{v}]"),
-        (self.symmetry_pairs.shape[1:] == (2,), f"symmetry_pairs {self.symmetry_pairs.shape} is not [P, 2]"),
+        (self.symmetry_pairs.shape[1:] == (2,),
+         f"symmetry_pairs {self.symmetry_pairs.shape} is not [P, 2]"),
         (len(self.exp_names) in (0, self.layout.n_exp),
          f"exp_names has {len(self.exp_names)} names for {self.layout.n_exp} expression modes"),
     ]
     for ok, message in checks:
       if not ok:
         raise ValueError(f"MorphableModel '{self.name}': {message}")
-    for key, array, upper in (("triangles", self.triangles, v), ("triangle_uv", self.triangle_uv, len(self.uv)),
-                              ("landmarks68", self.landmarks68, v), ("symmetry_pairs", self.symmetry_pairs, v)):
+    for key, array, upper in (("triangles", self.triangles, v),
+                              ("triangle_uv", self.triangle_uv, len(self.uv)),
+                              ("landmarks68", self.landmarks68, v),
+                              ("symmetry_pairs", self.symmetry_pairs, v)):
       if array.size and (array.min() < 0 or array.max() >= upper):
         raise ValueError(f"MorphableModel '{self.name}': {key} has indices outside [0, {upper})")
     if self.uv.size and (self.uv.min() < 0 or self.uv.max() > 1):
@@ -203,7 +207,8 @@ class MorphableModel:
       return np.array(mean)
     coeffs = np.asarray(coeffs, dtype=np.float32)
     if coeffs.ndim == 0 or coeffs.shape[-1] != basis.shape[0]:
-      raise ValueError(f"{what} coefficients have shape {coeffs.shape}, expected [..., {basis.shape[0]}]")
+      raise ValueError(f"{what} coefficients have shape {coeffs.shape}, "
+                       f"expected [..., {basis.shape[0]}]")
     return mean + np.tensordot(coeffs, basis, axes=([-1], [0]))
 
   def shape(self, id_coeffs=None, exp_coeffs=None) -> np.ndarray:

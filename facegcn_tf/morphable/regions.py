@@ -154,9 +154,11 @@ def skin_mask(vertices: np.ndarray, triangles: np.ndarray, landmarks68: np.ndarr
   scale = landmark_scale(lm)
   xy = v[:, :2]
   excluded = np.zeros(len(v), dtype=bool)
-  for group, margin in ((RIGHT_EYE, eye_margin), (LEFT_EYE, eye_margin), (OUTER_LIPS, mouth_margin)):
+  for group, margin in ((RIGHT_EYE, eye_margin), (LEFT_EYE, eye_margin),
+                        (OUTER_LIPS, mouth_margin)):
     excluded |= signed_distance_to_polygon(xy, lm[list(group), :2]) <= margin * scale
-  in_nose = np.flatnonzero(signed_distance_to_polygon(xy, nose_base_polygon(lm)) <= nose_margin * scale)
+  nose_distance = signed_distance_to_polygon(xy, nose_base_polygon(lm))
+  in_nose = np.flatnonzero(nose_distance <= nose_margin * scale)
   vn = normals_lib.vertex_normals(v, triangles)[in_nose]
   facing_up_or_down = np.abs(vn[:, 1]) > vn[:, 2]
   hidden = occluded_from_front(v, triangles, in_nose, tolerance=0.005 * scale)

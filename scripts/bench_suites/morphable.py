@@ -40,12 +40,14 @@ def run(quick: bool):
   v, t, lm = coarse.mean_shape, coarse.triangles, coarse.landmarks68
   rows.append(("stand-in albedo basis, 80 modes (eigsh on coarse mesh)",
                _seconds(lambda: albedo.albedo_basis(v, t, 80), repeats), "s"))
+  fv, ft = fine.mean_shape, fine.triangles
   rows.append(("skin mask, subdivided mesh",
-               _seconds(lambda: regions.skin_mask(fine.mean_shape, fine.triangles, lm), repeats), "s"))
+               _seconds(lambda: regions.skin_mask(fv, ft, lm), repeats), "s"))
   rows.append(("symmetry pairs, subdivided mesh",
-               _seconds(lambda: symmetry.mesh_mirror_pairs(fine.mean_shape, fine.triangles), repeats), "s"))
+               _seconds(lambda: symmetry.mesh_mirror_pairs(fv, ft), repeats), "s"))
   rng = np.random.default_rng(0)
-  alpha, beta = rng.standard_normal(100).astype(np.float32), rng.uniform(0, 1, 53).astype(np.float32)
+  alpha = rng.standard_normal(100).astype(np.float32)
+  beta = rng.uniform(0, 1, 53).astype(np.float32)
   rows.append(("MorphableModel.shape (numpy), subdivided, 1 face",
                time_ms(lambda: fine.shape(alpha, beta), repeats=3 if quick else 10), "ms"))
   return rows
