@@ -53,6 +53,17 @@ def test_split_inside_tf_function_with_unknown_batch():
   np.testing.assert_allclose(gamma_sum(coeffs).numpy(), [27.0, 27.0, 27.0])
 
 
+def test_split_with_unknown_rank():
+  layout = CoeffLayout(1, 1, 1)
+
+  @tf.function(input_signature=[tf.TensorSpec(None, tf.float32)])
+  def trans(c):
+    return layout.split(c)["trans"]
+
+  coeffs = np.arange(2 * layout.total, dtype=np.float32).reshape(2, -1)
+  np.testing.assert_array_equal(trans(coeffs).numpy(), coeffs[:, -3:])
+
+
 def test_split_rejects_wrong_length():
   with pytest.raises(ValueError, match="257"):
     BFM_LAYOUT.split(np.zeros((2, 256)))
@@ -80,6 +91,7 @@ def test_model_coerces_dtypes_and_freezes_arrays():
   assert model.mean_shape.dtype == np.float32 and model.triangles.dtype == np.int32
   assert model.landmarks68.dtype == np.int32 and model.skin_mask.dtype == bool
   assert model.num_vertices == 4 and model.num_triangles == 2
+  assert repr(model).startswith("MorphableModel(name='tiny', vertices=4, triangles=2")
   with pytest.raises(ValueError):
     model.mean_shape[0, 0] = 5.0
   with pytest.raises(dataclasses.FrozenInstanceError):

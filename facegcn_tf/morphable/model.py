@@ -82,6 +82,8 @@ class CoeffLayout:
     shape = getattr(coeffs, "shape", None)
     if shape is None:
       raise ValueError(f"coefficients must be an array or tensor, got {type(coeffs).__name__}")
+    if getattr(shape, "rank", 0) is None:  # tf tensor of unknown rank: slice, TF checks later
+      return {name: coeffs[..., s] for name, s in self.slices().items()}
     if len(shape) == 0:
       raise ValueError("coefficients must have at least one axis of length "
                        f"{self.total}, got a scalar")
@@ -103,7 +105,7 @@ def _frozen(array, dtype, name: str, ndim: Optional[int] = None) -> np.ndarray:
   return out
 
 
-@dataclasses.dataclass(frozen=True, eq=False)
+@dataclasses.dataclass(frozen=True, eq=False, repr=False)
 class MorphableModel:
   """A linear face model; see the module docstring for the conventions.
 
@@ -193,6 +195,10 @@ class MorphableModel:
     for key in ("mean_shape", "id_basis", "exp_basis", "mean_albedo", "albedo_basis"):
       if not np.all(np.isfinite(getattr(self, key))):
         raise ValueError(f"MorphableModel '{self.name}': {key} has non-finite values")
+
+  def __repr__(self) -> str:
+    return (f"MorphableModel(name={self.name!r}, vertices={self.num_vertices}, "
+            f"triangles={self.num_triangles}, uv={len(self.uv)}, layout={self.layout})")
 
   @property
   def num_vertices(self) -> int:
