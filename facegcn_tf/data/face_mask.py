@@ -41,6 +41,7 @@ from facegcn_tf.data import image_io
 from facegcn_tf.data.landmark_indices import FACE_OVAL, FEATURE_LOOPS, LEFT_EYE, RIGHT_EYE
 
 _SUBPIXEL_BITS = 4
+_MAX_FIT_SAMPLES = 5000
 
 
 def _chi2_2dof(p: float) -> float:
@@ -182,8 +183,14 @@ def _hue_saturation(ycrcb: np.ndarray, reference: np.ndarray) -> np.ndarray:
 
 
 def _mahalanobis2(x: np.ndarray, mean: np.ndarray, cov: np.ndarray) -> np.ndarray:
-  diff = x - mean
-  return np.einsum("...i,ij,...j->...", diff, np.linalg.inv(cov), diff)
+  """Squared Mahalanobis distances, [..., 2] -> [...].
+
+  The 2x2 inverse is written out; a general einsum was the mask's bottleneck.
+  """
+  inv = np.linalg.inv(cov)
+  dx = x[..., 0] - mean[0]
+  dy = x[..., 1] - mean[1]
+  return inv[0, 0] * dx * dx + (inv[0, 1] + inv[1, 0]) * dx * dy + inv[1, 1] * dy * dy
 
 
 @dataclasses.dataclass(frozen=True)
@@ -259,7 +266,9 @@ def face_masks(image: np.ndarray, points468: np.ndarray, forehead: float = 0.0,
   if int(seed.sum()) < 50:
     raise ValueError(f"face region too small for a skin-colour model ({int(seed.sum())} px)")
   chroma = _hue_saturation(ycrcb, seed)
-  mean, cov = robust_gaussian(chroma[seed])
+  samples = chroma[seed]
+  # A fixed stride keeps the fit deterministic and its cost bounded.
+  mean, cov = robust_gaussian(samples[::max(1, samples.shape[0] // _MAX_FIT_SAMPLES)])
   d2 = _mahalanobis2(chroma, mean, cov)
   inlier_luma = ycrcb[seed & (d2 <= _chi2_2dof(0.975)), 0]
   luma_ref = float(np.median(inlier_luma if inlier_luma.size else ycrcb[seed, 0]))
