@@ -204,11 +204,14 @@ def test_uvs(raw, coarse, fine):
 
 
 def test_missing_and_corrupt_files(tmp_path, monkeypatch):
+  real = assets.find_asset(ict.ICT_RELATIVE_PATH)
   monkeypatch.setattr(assets, "REPO_ASSETS", tmp_path / "no_assets")
   monkeypatch.setattr(assets, "SHARED_MODELS", tmp_path / "no_shared")
   monkeypatch.delenv(assets.ENV_VAR, raising=False)
   with pytest.raises(AssetNotFoundError, match="ict_face_area.npz.*LICENSE"):
     ict.load_ict()
+  # A folder holding the file itself is accepted.
+  assert ict.load_ict(real.parent, subdivide=False, n_tex=2).num_vertices == COARSE_V
   bad = tmp_path / "bad.npz"
   bad.write_bytes(b"not a zip file")
   with pytest.raises(ValueError, match="cannot read"):

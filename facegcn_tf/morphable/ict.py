@@ -68,8 +68,8 @@ def load_ict(path: Optional[Union[str, os.PathLike]] = None, subdivide: bool = T
   """Loads the ICT face model.
 
   Args:
-    path: the ``.npz`` file or a directory holding ``ict_face_light/``;
-      default: the asset search path (``facegcn_tf.assets``).
+    path: the ``.npz`` file, or a folder holding it or ``ict_face_light/``
+      (searched first); default: the asset search path (``facegcn_tf.assets``).
     subdivide: one midpoint subdivision (~37k vertices, name ``"ict"``);
       False gives the coarse 9,409-vertex mesh (name ``"ict_coarse"``).
     n_tex: number of stand-in albedo modes.
@@ -81,7 +81,8 @@ def load_ict(path: Optional[Union[str, os.PathLike]] = None, subdivide: bool = T
     AssetNotFoundError: the file is not on the search path.
     ValueError: the file is not a valid ICT face-area model.
   """
-  found = assets.find_asset(ICT_RELATIVE_PATH, explicit=path, how_to_get=HOW_TO_GET)
+  found = assets.find_asset(ICT_RELATIVE_PATH, explicit=path, how_to_get=HOW_TO_GET,
+                            alternatives=("ict_face_area.npz",))
   raw = _read_npz(found)
   neutral = raw["neutral"].astype(np.float64) * CM_TO_DM
   num = len(neutral)

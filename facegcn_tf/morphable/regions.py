@@ -11,10 +11,13 @@ The skin mask keeps face skin and drops
   which face down, and their floors, which face up and can show from the
   front between the columella and the alae).
 
-Margins are fractions of the outer-eye-corner distance |lm45 - lm36|, so the
-same call works for ICT (centimetres or decimetres) and BFM. Polygon tests
-use ``matplotlib.path.Path`` (a pinned, well-kept library); distances to
-polygon edges are a vectorised numpy point-segment distance.
+Regions are frontal projections, so the mesh must be a face area seen from
++z (nothing behind the eyes or mouth, as in ICT's face area and BFM's front
+model). Margins are fractions of the outer-eye-corner distance
+|lm45 - lm36|, so the same call works for ICT (centimetres or decimetres)
+and BFM. Polygon tests use ``matplotlib.path.Path`` (a pinned, well-kept
+library); distances to polygon edges are a vectorised numpy point-segment
+distance.
 """
 
 import numpy as np
@@ -150,6 +153,8 @@ def skin_mask(vertices: np.ndarray, triangles: np.ndarray, landmarks68: np.ndarr
   landmarks68 = np.asarray(landmarks68)
   if landmarks68.shape != (68,):
     raise ValueError(f"landmarks68 must have shape [68], got {landmarks68.shape}")
+  if landmarks68.min() < 0 or landmarks68.max() >= len(v):
+    raise ValueError(f"landmarks68 has vertex indices outside [0, {len(v)})")
   lm = v[landmarks68]
   scale = landmark_scale(lm)
   xy = v[:, :2]
