@@ -10,6 +10,7 @@ import pathlib
 import cv2
 import numpy as np
 import pytest
+import scipy.ndimage
 import tensorflow as tf
 import trimesh
 
@@ -163,8 +164,9 @@ def test_baked_texels_equal_the_interpolated_vertex_colours(model):
   ok = np.abs(det) > 1e-12
   inside_checked = outside_checked = 0
   for r, col, u, v in zip(rows, cols, texel_u, texel_v):
-    l1 = ((u - a[:, 0]) * (c[:, 1] - a[:, 1]) - (c[:, 0] - a[:, 0]) * (v - a[:, 1])) / np.where(ok, det, 1)
-    l2 = ((b[:, 0] - a[:, 0]) * (v - a[:, 1]) - (u - a[:, 0]) * (b[:, 1] - a[:, 1])) / np.where(ok, det, 1)
+    safe_det = np.where(ok, det, 1.0)
+    l1 = ((u - a[:, 0]) * (c[:, 1] - a[:, 1]) - (c[:, 0] - a[:, 0]) * (v - a[:, 1])) / safe_det
+    l2 = ((b[:, 0] - a[:, 0]) * (v - a[:, 1]) - (u - a[:, 0]) * (b[:, 1] - a[:, 1])) / safe_det
     bary = np.stack([1 - l1 - l2, l1, l2], axis=1)
     margin = bary.min(axis=1)
     margin[~ok] = -np.inf
@@ -216,8 +218,7 @@ def test_padding_copies_the_nearest_covered_texel():
   image = np.stack([yy, xx, np.zeros_like(yy)], axis=-1).astype(np.float32)  # encodes (row, col)
   padded = uv_texture.pad_texture(image, coverage, padding=4, background=(-1, -1, -1))
   np.testing.assert_array_equal(padded[coverage], image[coverage])
-  dist_to_chart = np.sqrt(np.min([(yy - r) ** 2 + (xx - c) ** 2 for r, c in zip(*np.nonzero(coverage))],
-                                 axis=0))
+  dist_to_chart = scipy.ndimage.distance_transform_edt(~coverage)  # exact Euclidean
   grown = ~coverage & (padded[..., 0] >= 0)
   assert np.all(grown[~coverage & (dist_to_chart <= 3.8)])  # everything within reach
   assert not np.any(grown[dist_to_chart > 4.2])  # nothing beyond
@@ -352,7 +353,8 @@ def test_ply_is_binary_with_vertex_colours(model, tmp_path):
   assert mesh.vertices.shape == (model.num_vertices, 3)
   np.testing.assert_array_equal(mesh.faces, model.triangles)
   np.testing.assert_allclose(mesh.vertices, 100.0 * model.mean_shape, atol=1e-4)
-  np.testing.assert_array_equal(mesh.visual.vertex_colors[:, :3], np.rint(colors * 255).astype(np.uint8))
+  np.testing.assert_array_equal(mesh.visual.vertex_colors[:, :3],
+                                np.rint(colors * 255).astype(np.uint8))
 
 
 def test_glb_reloads_in_metres_with_pbr_texture(model, texture, tmp_path):
@@ -363,22 +365,20 @@ def test_glb_reloads_in_metres_with_pbr_texture(model, texture, tmp_path):
   assert len(scene.geometry) == 1
   mesh = next(iter(scene.geometry.values()))
   assert len(mesh.faces) == model.num_triangles
-  assert len(mesh.vertices) == len(seams.split_at_seams(model.triangles, model.triangle_uv).vertex_index)
+  split = seams.split_at_seams(model.triangles, model.triangle_uv)
+  assert len(mesh.vertices) == len(split.vertex_index)
   assert len(np.unique(np.round(mesh.vertices, 6), axis=0)) == model.num_vertices
   _corner_match(mesh.vertices, mesh.faces, 0.1 * model.mean_shape[model.triangles], 1e-6)
   _corner_match(mesh.visual.uv, mesh.faces, model.uv[model.triangle_uv], 1e-6)
   material = mesh.visual.material
   assert isinstance(material, trimesh.visual.material.PBRMaterial)
   np.testing.assert_array_equal(np.asarray(material.baseColorTexture.convert("RGB")), texture)
-  # Seam copies share the welded normal.
+  # Seam copies share the welded normal: equal positions have equal normals.
+  _, position_id = np.unique(np.round(mesh.vertices, 6), axis=0, return_inverse=True)
   normals = np.asarray(mesh.vertex_normals)
-  for corner_v, corner_n in ((mesh.vertices[mesh.faces], normals[mesh.faces]),):
-    key = np.round(corner_v.reshape(-1, 3), 6)
-    _, inverse = np.unique(key, axis=0, return_inverse=True)
-    flat = corner_n.reshape(-1, 3)
-    first = np.zeros((inverse.max() + 1, 3))
-    first[inverse] = flat
-    np.testing.assert_allclose(flat, first[inverse], atol=1e-3)
+  first = np.zeros((position_id.max() + 1, 3))
+  first[position_id] = normals
+  np.testing.assert_allclose(normals, first[position_id], atol=1e-3)
 
 
 def test_mesh_writers_reject_bad_input(model, texture, tmp_path):
@@ -434,6 +434,24 @@ def test_paste_back_lands_where_the_face_was(template5):
   changed = np.any(out != 128, axis=-1)
   assert rim[changed].max() < (radius + 1.5) / k
   assert np.all(changed[rim < (radius - 5) / k])
+
+
+@pytest.mark.parametrize("centre", [(400.0, 220.0), (15.0, 460.0), (-300.0, -300.0)])
+def test_paste_back_equals_a_whole_photo_composite(template5, centre):
+  """Compositing only the region under the crop (also at and beyond the photo's border)
+  gives the whole-photo composite of data.alignment.paste_onto."""
+  rng = np.random.RandomState(0)
+  photo = rng.randint(0, 256, (480, 640, 3)).astype(np.uint8)
+  transform = _photo_transform(template5, centre=centre)
+  render = rng.uniform(0, 1, (224, 224, 3)).astype(np.float32)
+  yy, xx = np.mgrid[:224, :224]
+  mask = ((xx - 112) ** 2 + (yy - 100) ** 2 < 80 ** 2).astype(np.float32)
+  out = overlay.paste_back(photo, render, mask, transform, feather=3)
+  reference = alignment.paste_onto(
+      photo, overlay.render_to_rgba(render, overlay.feather_alpha(mask, 3)), transform)
+  assert np.abs(out.astype(int) - reference).max() <= 1
+  changed = np.any(out != photo, axis=-1)
+  assert changed.any() == (centre[0] > 0)
 
 
 def test_paste_back_checks_sizes(template5):
@@ -584,7 +602,8 @@ def test_export_face_writes_every_format(model, renderer, template5, tmp_path):
 
   saved = json.loads((out_dir / "face.json").read_text())
   assert sorted(saved["export"]["files"]) == sorted(p.name for p in planned)
-  assert saved["export"]["units"]["glb"] == "metres" and saved["coefficients"]["id"] == doc["coefficients"]["id"]
+  assert saved["export"]["units"]["glb"] == "metres"
+  assert saved["coefficients"]["id"] == doc["coefficients"]["id"]
   assert _rgb_read(out_dir / "face_overlay.png").shape == photo.shape
   assert _rgb_read(out_dir / "face_strip.png").shape[1] == 4 * 224
   assert _rgb_read(out_dir / "face_texture.png").shape == (128, 128, 3)

@@ -111,7 +111,8 @@ def fill_invisible(colors: np.ndarray, visibility: np.ndarray, pairs: np.ndarray
     raise ValueError(f"fallback {fallback.shape} must have the shape of colors {colors.shape}")
   if visibility.shape != (num,):
     raise ValueError(f"visibility must be [V] = [{num}], got shape {visibility.shape}")
-  if triangles.ndim != 2 or triangles.shape[1] != 3 or not np.issubdtype(triangles.dtype, np.integer):
+  if (triangles.ndim != 2 or triangles.shape[1] != 3
+      or not np.issubdtype(triangles.dtype, np.integer)):
     raise ValueError(f"triangles must be an integer [F, 3] array, got {triangles.shape} "
                      f"{triangles.dtype}")
   if triangles.size and (triangles.min() < 0 or triangles.max() >= num):

@@ -105,7 +105,8 @@ def obj_text(vertices: np.ndarray, triangles: np.ndarray, uv: np.ndarray, triang
   parts.append("o face\n")
   if mtl_name:
     parts.append(f"usemtl {MATERIAL_NAME}\n")
-  corners = np.stack([triangles + 1, triangle_uv + 1, triangles + 1], axis=-1).reshape(len(triangles), 9)
+  corners = np.stack([triangles + 1, triangle_uv + 1, triangles + 1], axis=-1)
+  corners = corners.reshape(len(triangles), 9)
   parts.append(_face_rows(corners))
   return "".join(parts)
 
@@ -129,7 +130,8 @@ def mtl_text(texture_file: Optional[str]) -> str:
 
 def write_obj(obj_path: PathLike, vertices: np.ndarray, triangles: np.ndarray, uv: np.ndarray,
               triangle_uv: np.ndarray, texture_file: Optional[str] = None,
-              normals: Optional[np.ndarray] = None, units: str = DEFAULT_UNITS) -> List[pathlib.Path]:
+              normals: Optional[np.ndarray] = None,
+              units: str = DEFAULT_UNITS) -> List[pathlib.Path]:
   """Writes ``NAME.obj`` and ``NAME.mtl`` (same folder and stem).
 
   Args:

@@ -4,7 +4,8 @@
   photo with the inverse of the alignment (``data.alignment.paste_onto``: one
   premultiplied-alpha ``cv2.warpAffine``) after feathering the render's alpha
   (:func:`feather_alpha`), so the face blends into the photo instead of ending in a
-  jagged, aliased edge.
+  jagged, aliased edge. Only the photo region under the crop is composited (a 12-MP photo
+  costs what its face region costs).
 * :func:`comparison_strip` lays equal-sized panels side by side (photo | coarse | fine |
   shape by default) under a labelled banner.
 * :func:`shape_colors` / :func:`shape_render` shade the geometry alone: uniform gray albedo
@@ -15,6 +16,7 @@
 """
 
 import collections
+import dataclasses
 from typing import Optional, Sequence
 
 import cv2
@@ -34,7 +36,8 @@ SHAPE_AMBIENT = 0.3
 # y up, z towards the camera).
 SHAPE_LIGHT = (-0.35, 0.45, 0.82)
 
-AlignedRenders = collections.namedtuple("AlignedRenders", ["crop", "coarse", "fine", "shape", "mask"])
+AlignedRenders = collections.namedtuple("AlignedRenders",
+                                        ["crop", "coarse", "fine", "shape", "mask"])
 AlignedRenders.__doc__ = """The aligned (S x S) images of one face.
 
 crop: [S, S, 3] uint8 the aligned photo.
@@ -126,7 +129,22 @@ def paste_back(photo: np.ndarray, render: np.ndarray, mask: np.ndarray, transfor
   if render.shape[:2] != (size, size):
     raise ValueError(f"render must be {size}x{size} (the aligned size), got {render.shape[:2]}")
   rgba = render_to_rgba(render, feather_alpha(mask, feather))
-  return paste_onto(photo, rgba, transform)
+  # Composite only the photo region under the crop (paste_onto works on whole images).
+  height, width = photo.shape[:2]
+  corners = transform.to_original(np.array([[-1.0, -1.0], [size, -1.0], [-1.0, size],
+                                            [size, size]]))
+  x0, y0 = np.clip(np.floor(corners.min(axis=0)).astype(int) - 1, 0, [width, height])
+  x1, y1 = np.clip(np.ceil(corners.max(axis=0)).astype(int) + 2, 0, [width, height])
+  out = photo.copy()
+  if x1 <= x0 or y1 <= y0:
+    return out
+  matrix = np.array(transform.matrix, dtype=np.float64)
+  matrix[:, 2] += matrix[:, :2] @ np.array([x0, y0], dtype=np.float64)  # ROI -> aligned
+  roi_transform = dataclasses.replace(transform, matrix=matrix,
+                                      inverse=cv2.invertAffineTransform(matrix),
+                                      source_shape=(int(y1 - y0), int(x1 - x0)))
+  out[y0:y1, x0:x1] = paste_onto(photo[y0:y1, x0:x1], rgba, roi_transform)
+  return out
 
 
 def composite(render: np.ndarray, mask: np.ndarray, background: np.ndarray) -> np.ndarray:

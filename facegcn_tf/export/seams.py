@@ -53,7 +53,12 @@ def split_at_seams(triangles: np.ndarray, triangle_uv: np.ndarray) -> SeamSplit:
   if triangles.shape != triangle_uv.shape or triangles.ndim != 2 or triangles.shape[1] != 3:
     raise ValueError(f"triangles {triangles.shape} and triangle_uv {triangle_uv.shape} "
                      "must both be [F, 3]")
-  corners = np.stack([triangles.reshape(-1), triangle_uv.reshape(-1)], axis=1).astype(np.int64)
-  unique, inverse = np.unique(corners, axis=0, return_inverse=True)
-  return SeamSplit(vertex_index=unique[:, 0], uv_index=unique[:, 1],
+  vertex = triangles.reshape(-1).astype(np.int64)
+  uv = triangle_uv.reshape(-1).astype(np.int64)
+  if vertex.size and (vertex.min() < 0 or uv.min() < 0):
+    raise ValueError("triangles and triangle_uv must hold non-negative indices")
+  # One int64 key per corner (a 1-D unique is much faster than unique(axis=0)).
+  stride = int(uv.max()) + 1 if uv.size else 1
+  unique, inverse = np.unique(vertex * stride + uv, return_inverse=True)
+  return SeamSplit(vertex_index=unique // stride, uv_index=unique % stride,
                    triangles=inverse.reshape(-1, 3).astype(np.int32))
