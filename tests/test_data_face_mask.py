@@ -73,6 +73,18 @@ def test_dark_rectangle_over_one_cheek_is_excluded(faces, name):
   assert face_mask.skin_mask(occluded, points)[rect].sum() == masks.skin[rect].sum()
 
 
+def test_grey_and_flat_images_do_not_break_the_skin_model(faces):
+  image, points = faces["astronaut"]
+  grey = np.repeat(image.mean(axis=-1, keepdims=True).astype(np.uint8), 3, axis=-1)
+  flat = np.empty_like(image)
+  flat[:] = (205, 150, 130)  # One skin colour everywhere: a singular covariance.
+  for picture in (grey, flat):
+    masks = face_mask.face_masks(picture, points)
+    for vertex in (RIGHT_CHEEK, LEFT_CHEEK, FOREHEAD):
+      area = _disk(image.shape, points[vertex, :2], 0.12 * _iod(points))
+      assert masks.skin[area].mean() > 0.9
+
+
 def test_region_is_the_face_oval(faces):
   image, points = faces["astronaut"]
   region = face_mask.region_mask(points, image.shape)

@@ -16,6 +16,7 @@ from MediaPipe's 468 landmarks plus a per-image skin-colour model:
   eye/brow/lip polygons with a minimum-covariance-determinant style
   estimator (trimmed C-steps, consistency correction, one reweighting step),
   so anything covering up to ~40 % of the face does not pull the model.
+  Grey-level photos (no chroma) keep only the darkness test.
   Written here because scikit-learn (``MinCovDet``) is not a dependency and
   ``cv2.ml.EM`` is a plain, non-robust GMM.
 * ``face_mask``: (skin | feature polygons) inside the region, minus
@@ -42,6 +43,9 @@ from facegcn_tf.data.landmark_indices import FACE_OVAL, FEATURE_LOOPS, LEFT_EYE,
 
 _SUBPIXEL_BITS = 4
 _MAX_FIT_SAMPLES = 5000
+# Median CrCb distance from grey (8-bit levels) below which a face is treated
+# as colourless (a grey-level photo); skin in colour photos is at 20-60.
+_MIN_SKIN_SATURATION = 4.0
 
 
 def _chi2_2dof(p: float) -> float:
@@ -122,7 +126,7 @@ def _disk(radius: float) -> np.ndarray:
 
 def _ridge(cov: np.ndarray) -> np.ndarray:
   """Keeps a covariance invertible (flat-colour samples) without changing its scale."""
-  return cov + np.eye(cov.shape[0]) * (1e-4 * np.trace(cov) / cov.shape[0] + 1e-9)
+  return cov + np.eye(cov.shape[0]) * (1e-4 * np.trace(cov) / cov.shape[0] + 1e-6)
 
 
 def robust_gaussian(samples: np.ndarray, support: float = 0.6, steps: int = 10,
@@ -158,7 +162,7 @@ def robust_gaussian(samples: np.ndarray, support: float = 0.6, steps: int = 10,
     cov = _ridge(np.cov(samples[subset].T))
   # Consistency: rescale so the median distance matches a Gaussian's.
   d2 = _mahalanobis2(samples, mean, cov)
-  cov = cov * (np.median(d2) / _chi2_2dof(0.5))
+  cov = _ridge(cov * (np.median(d2) / _chi2_2dof(0.5)))
   inliers = _mahalanobis2(samples, mean, cov) <= _chi2_2dof(reweight_p)
   if inliers.sum() >= 10:
     mean = samples[inliers].mean(axis=0)
@@ -265,14 +269,19 @@ def face_masks(image: np.ndarray, points468: np.ndarray, forehead: float = 0.0,
   ycrcb = cv2.cvtColor(image[y0:y1, x0:x1], cv2.COLOR_RGB2YCrCb).astype(np.float64)
   if int(seed.sum()) < 50:
     raise ValueError(f"face region too small for a skin-colour model ({int(seed.sum())} px)")
-  chroma = _hue_saturation(ycrcb, seed)
-  samples = chroma[seed]
-  # A fixed stride keeps the fit deterministic and its cost bounded.
-  mean, cov = robust_gaussian(samples[::max(1, samples.shape[0] // _MAX_FIT_SAMPLES)])
-  d2 = _mahalanobis2(chroma, mean, cov)
-  inlier_luma = ycrcb[seed & (d2 <= _chi2_2dof(0.975)), 0]
+  saturation = np.hypot(ycrcb[..., 1] - 128.0, ycrcb[..., 2] - 128.0)
+  if np.median(saturation[seed]) < _MIN_SKIN_SATURATION:
+    # A grey-level photo: chroma says nothing, only the luma test is left.
+    chroma_ok = np.ones(roi_shape, dtype=bool)
+  else:
+    chroma = _hue_saturation(ycrcb, seed)
+    samples = chroma[seed]
+    # A fixed stride keeps the fit deterministic and its cost bounded.
+    mean, cov = robust_gaussian(samples[::max(1, samples.shape[0] // _MAX_FIT_SAMPLES)])
+    chroma_ok = _mahalanobis2(chroma, mean, cov) <= _chi2_2dof(chroma_p)
+  inlier_luma = ycrcb[seed & chroma_ok, 0]
   luma_ref = float(np.median(inlier_luma if inlier_luma.size else ycrcb[seed, 0]))
-  skin = (d2 <= _chi2_2dof(chroma_p)) & (ycrcb[..., 0] >= min_luma_ratio * luma_ref)
+  skin = chroma_ok & (ycrcb[..., 0] >= min_luma_ratio * luma_ref)
   skin = cv2.morphologyEx(skin.astype(np.uint8) & region, cv2.MORPH_OPEN, _disk(1))
 
   # Occluders: sizeable non-skin pieces outside the (grown) features.
