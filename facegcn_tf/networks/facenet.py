@@ -14,8 +14,7 @@ from typing import Optional, Union
 
 import tensorflow as tf
 
-from facegcn_tf import assets
-from facegcn_tf.errors import AssetNotFoundError
+from facegcn_tf.networks import frozen_graph
 
 INPUT_TENSOR = "input:0"
 PHASE_TRAIN_TENSOR = "phase_train:0"
@@ -41,12 +40,8 @@ def find_facenet(path: Optional[PathLike] = None) -> pathlib.Path:
     AssetNotFoundError: not found; the message names the file, its origin and
       where to put it.
   """
-  if path is not None:
-    p = pathlib.Path(path).expanduser()
-    if p.suffix == ".pb" and not p.is_file():
-      raise AssetNotFoundError(f"FaceNet graph '{p}' not found. {HOW_TO_GET}")
-  return assets.find_asset(DEFAULT_FILE, explicit=path, how_to_get=HOW_TO_GET,
-                           alternatives=ALTERNATIVE_FILES)
+  return frozen_graph.find_graph_file(path, DEFAULT_FILE, ALTERNATIVE_FILES, "FaceNet graph",
+                                      HOW_TO_GET)
 
 
 def load_frozen_graph(path: PathLike):
@@ -63,27 +58,9 @@ def load_frozen_graph(path: PathLike):
   Raises:
     ValueError: not a GraphDef, or it lacks one of the three tensors.
   """
-  graph_def = tf.compat.v1.GraphDef()
-  try:
-    graph_def.ParseFromString(pathlib.Path(path).read_bytes())
-  except Exception as e:  # protobuf raises its own DecodeError type
-    raise ValueError(f"'{path}' is not a frozen TensorFlow GraphDef ({e})") from None
-
-  def _import():
-    tf.compat.v1.import_graph_def(graph_def, name="")
-
-  try:
-    wrapped = tf.compat.v1.wrap_function(_import, [])
-    graph = wrapped.graph
-    feeds = [graph.get_tensor_by_name(INPUT_TENSOR),
-             graph.get_tensor_by_name(PHASE_TRAIN_TENSOR)]
-    fetch = graph.get_tensor_by_name(FEATURE_TENSOR)
-  except (KeyError, ValueError) as e:
-    raise ValueError(
-        f"'{path}' is not a davidsandberg Inception-ResNet-v1 graph: it needs "
-        f"{INPUT_TENSOR}, {PHASE_TRAIN_TENSOR} and {FEATURE_TENSOR} ({str(e).splitlines()[0]})"
-    ) from None
-  return wrapped.prune(feeds=feeds, fetches=fetch)
+  return frozen_graph.load_frozen_graph(
+      path, [INPUT_TENSOR, PHASE_TRAIN_TENSOR], FEATURE_TENSOR,
+      "a davidsandberg Inception-ResNet-v1 graph")
 
 
 def facenet_preprocess(images: tf.Tensor) -> tf.Tensor:
