@@ -10,8 +10,10 @@ Two frozen networks stand behind one call, ``encoder(images) -> [B, D]``, where
   is cut out and resized to 150 (``tf.image.crop_and_resize``, bilinear).
   The window follows from where the detector's 5 points lie in dlib's chip
   (:data:`DLIB_CHIP_POINTS5`, measured with dlib itself on the example photos)
-  and from the alignment template (:func:`dlib_chip_window`). For Deep3DFace's
-  template it is side 0.793 of the crop, centre (0.498, 0.553). Checks on the
+  and from the alignment template and fit (:func:`dlib_chip_window`; the
+  window must be computed with the same fit as the crops: the project aligns
+  with the 2-D scale+translation fit, Deep3DFace with POS). For Deep3DFace's
+  template and POS it is side 0.793 of the crop, centre (0.498, 0.553). Checks on the
   example photos (astronaut, Grace Hopper and their mirror images, MTCNN
   points, Deep3DFace alignment): (a) mapping dlib's own chip rectangle into
   the crop gives side 0.794 +- 0.017, centre y 0.540 +- 0.015 (68-point dlib
@@ -19,8 +21,9 @@ Two frozen networks stand behind one call, ``encoder(images) -> [B, D]``, where
   encoder's descriptor and dlib's descriptor of its own chip gives side
   0.78-0.80, centre y 0.55 (mean distance 0.14; the rest is mostly the
   in-plane roll that dlib removes and Deep3DFace alignment keeps). For the
-  project's ICT template the window is side 0.814, centre y 0.547, within one
-  scan step of that template's optimum.
+  project's ICT template it is side 0.814, centre y 0.547 with POS, and side
+  0.838, centre y 0.470 with the project's default 2-D fit (the face sits
+  higher in those crops).
 * ``kind="facenet"`` (user-supplied file): the paper's FaceNet, D = 1792; see
   :mod:`facenet`.
 
@@ -36,6 +39,7 @@ from typing import Callable, Optional, Union
 import numpy as np
 import tensorflow as tf
 
+from facegcn_tf.data import alignment
 from facegcn_tf.networks import facenet
 from facegcn_tf.networks import identity_dlib
 
@@ -72,24 +76,13 @@ DLIB_CHIP_POINTS5 = np.array([
 _CROP_SCALE = 102.0           # Deep3DFace: aligned pixels per template unit
 
 
-def _pos_fit(points_up: np.ndarray, template5: np.ndarray) -> tuple:
-  """Deep3DFace's POS fit: [N, 2] points (y up) vs [N, 3] template -> (scale, [2] shift)."""
-  n = len(points_up)
-  a = np.zeros((2 * n, 8))
-  a[0::2, 0:3] = template5
-  a[0::2, 3] = 1.0
-  a[1::2, 4:7] = template5
-  a[1::2, 7] = 1.0
-  k = np.linalg.lstsq(a, np.asarray(points_up, np.float64).reshape(-1), rcond=None)[0]
-  return (np.linalg.norm(k[0:3]) + np.linalg.norm(k[4:7])) / 2.0, k[[3, 7]]
-
-
-def dlib_chip_window(template5: Optional[np.ndarray] = None) -> CropWindow:
+def dlib_chip_window(template5: Optional[np.ndarray] = None,
+                     fit_method: str = "scale_translation") -> CropWindow:
   """The window of an aligned crop that matches dlib's 150x150 face chip.
 
   A face whose 5 points sit where dlib's chip puts them
-  (:data:`DLIB_CHIP_POINTS5`) is aligned the Deep3DFace way (POS fit to
-  ``template5``, 102 px per template unit, template origin to the crop
+  (:data:`DLIB_CHIP_POINTS5`) is aligned the way the crops were (``fit_method``
+  fit to ``template5``, 102 px per template unit, template origin to the crop
   centre); the chip's square then lands on the returned window.
 
   Args:
@@ -97,6 +90,9 @@ def dlib_chip_window(template5: Optional[np.ndarray] = None) -> CropWindow:
       mouth corners; image-left first; y up), e.g. the project's morphable
       model's (``data.alignment.five_point_template``); None = Deep3DFace's
       :data:`D3D_TEMPLATE5`.
+    fit_method: the fit the crops were aligned with, a key of
+      ``data.alignment.FIT_METHODS`` ("scale_translation", the project's
+      default, or "pos", Deep3DFace's).
 
   Returns:
     The CropWindow, in fractions of the aligned crop's side.
@@ -109,7 +105,9 @@ def dlib_chip_window(template5: Optional[np.ndarray] = None) -> CropWindow:
     raise ValueError(f"alignment template must be a finite [5, 3] array, got shape {t.shape}")
   chip = identity_dlib.INPUT_SIZE
   up = np.stack([DLIB_CHIP_POINTS5[:, 0], -DLIB_CHIP_POINTS5[:, 1]], axis=1)
-  scale, shift = _pos_fit(up, t)
+  if fit_method not in alignment.FIT_METHODS:
+    raise ValueError(f"unknown fit_method '{fit_method}'; choose from {sorted(alignment.FIT_METHODS)}")
+  scale, shift = alignment.FIT_METHODS[fit_method](up, t)
   if not np.isfinite(scale) or scale < 1e-6 or (t[0, 0] >= t[1, 0]):
     raise ValueError("degenerate or mirrored alignment template")
   k = _CROP_SCALE / scale            # crop pixels per chip pixel
@@ -120,7 +118,7 @@ def dlib_chip_window(template5: Optional[np.ndarray] = None) -> CropWindow:
                     center_y=float((half + k * (center + shift[1])) / ALIGNED_SIZE))
 
 
-DLIB_CHIP_WINDOW = dlib_chip_window()     # side 0.793, centre (x 0.498, y 0.553)
+DLIB_CHIP_WINDOW = dlib_chip_window()  # Deep3DFace template, 2-D fit: side 0.804, centre (0.500, 0.534)
 
 
 def crop_window(images: tf.Tensor, window: CropWindow, out_size: int) -> tf.Tensor:
@@ -197,7 +195,8 @@ class IdentityEncoder:
 
 def build_identity_encoder(kind: str = "dlib",
                            weights_path: Optional[PathLike] = None,
-                           template5: Optional[np.ndarray] = None) -> IdentityEncoder:
+                           template5: Optional[np.ndarray] = None,
+                           fit_method: str = "scale_translation") -> IdentityEncoder:
   """Builds the identity encoder.
 
   Args:
@@ -208,13 +207,15 @@ def build_identity_encoder(kind: str = "dlib",
     template5: dlib only: the [5, 3] template the crops were aligned to, which
       places the dlib chip window (see :func:`dlib_chip_window`); None =
       Deep3DFace's template. FaceNet, as in the paper, takes the whole crop.
+    fit_method: dlib only: the alignment fit the crops were made with
+      (``data.alignment.FIT_METHODS``; the project aligns with "scale_translation").
 
   Raises:
     ValueError: unknown kind or a file that does not fit;
     AssetNotFoundError: the weights are missing (the message says how to get them).
   """
   if kind == "dlib":
-    window = dlib_chip_window(template5)
+    window = dlib_chip_window(template5, fit_method)
     model = identity_dlib.load_dlib_resnet(weights_path)
 
     def features(images):
