@@ -55,7 +55,7 @@ def _read_skip_list(path):
     return [line.strip() for line in f if line.strip() and not line.startswith("#")]
 
 
-def _identity_feature_fn(template5):
+def _identity_feature_fn(template5, fit_method):
   """The dlib identity encoder as a numpy callable, imported only when asked for."""
   try:
     from facegcn_tf.networks import identity  # pylint: disable=import-outside-toplevel
@@ -63,7 +63,7 @@ def _identity_feature_fn(template5):
     raise app.UsageError(f"--identity=dlib needs facegcn_tf.networks.identity ({err}); "
                          "use --identity=none") from err
   import numpy as np  # pylint: disable=import-outside-toplevel
-  encoder = identity.build_identity_encoder("dlib", template5=template5)
+  encoder = identity.build_identity_encoder("dlib", template5=template5, fit_method=fit_method)
   return lambda batch: np.asarray(encoder(batch))
 
 
@@ -85,7 +85,8 @@ def main(argv):
     raise app.UsageError(str(err)) from None
   model = load_model(_FACE_MODEL.value, _MODEL_PATH.value)
   template5 = alignment.five_point_template(model.mean_shape[model.landmarks68])
-  feature_fn = _identity_feature_fn(template5) if _IDENTITY.value == "dlib" else None
+  feature_fn = (_identity_feature_fn(template5, _ALIGN_METHOD.value)
+                if _IDENTITY.value == "dlib" else None)
   preprocessor = FacePreprocessor(template5, min_confidence=_MIN_CONFIDENCE.value,
                                   forehead=_FOREHEAD.value, align_method=_ALIGN_METHOD.value)
   total = len(names) if _MAX_IMAGES.value is None else min(len(names), _MAX_IMAGES.value)
