@@ -31,3 +31,18 @@ def grace_hopper():
   import matplotlib.image
   with matplotlib.cbook.get_sample_data("grace_hopper.jpg") as f:
     return np.asarray(matplotlib.image.imread(f, format="jpg"))
+
+
+@pytest.fixture(scope="session")
+def ict_template5():
+  """[5, 3] alignment template of ICT's neutral face (cm -> dm, centred on the vertex mean).
+
+  Read straight from the shipped .npz (not through `morphable`), so the data-stage tests
+  stay independent of the morphable stage. The file is found on the asset search path;
+  a missing file fails the test with the search path in the message.
+  """
+  from facegcn_tf import assets
+  from facegcn_tf.data import alignment
+  data = np.load(assets.find_asset("ict_face_light/ict_face_area.npz"))
+  neutral = data["neutral"].astype(np.float64)
+  return alignment.five_point_template((neutral[data["landmarks68"]] - neutral.mean(axis=0)) * 0.1)

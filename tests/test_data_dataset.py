@@ -13,22 +13,9 @@ from facegcn_tf.data import alignment, augment, dataset
 from facegcn_tf.data.landmark_indices import IBUG68_FLIP, POINTS5_FLIP
 from facegcn_tf.data.preprocess import FacePreprocessor
 
-ICT_NPZ = "/work/shared/models/ict_face_light/ict_face_area.npz"
-
-
 @pytest.fixture(scope="module")
-def template5():
-  try:
-    data = np.load(ICT_NPZ)
-  except OSError:
-    pytest.skip(f"{ICT_NPZ} not available")
-  neutral = data["neutral"].astype(np.float64)
-  return alignment.five_point_template((neutral[data["landmarks68"]] - neutral.mean(axis=0)) * 0.1)
-
-
-@pytest.fixture(scope="module")
-def preprocessor(template5):
-  return FacePreprocessor(template5)
+def preprocessor(ict_template5):
+  return FacePreprocessor(ict_template5)
 
 
 @pytest.fixture(scope="module")
@@ -133,10 +120,10 @@ def test_reader_round_trips_the_prepared_faces(written, photo_dir, preprocessor)
     assert np.allclose(mapped, batch["points5"][i], atol=1e-2)
 
 
-def test_feature_vectors_from_an_injected_callable(photo_dir, preprocessor, template5, tmp_path):
+def test_feature_vectors_from_an_injected_callable(photo_dir, preprocessor, ict_template5, tmp_path):
   identity = pytest.importorskip("facegcn_tf.networks.identity")
   try:
-    encoder = identity.build_identity_encoder("dlib", template5=template5)
+    encoder = identity.build_identity_encoder("dlib", template5=ict_template5)
   except FileNotFoundError as err:
     pytest.skip(f"identity weights not available: {err}")
   summary = dataset.prepare_directory(str(photo_dir), str(tmp_path), preprocessor, shard_size=8,

@@ -8,22 +8,9 @@ from facegcn_tf.data import alignment
 from facegcn_tf.data.detection import FaceDetector
 from facegcn_tf.errors import NoFaceError
 
-ICT_NPZ = "/work/shared/models/ict_face_light/ict_face_area.npz"
-
-
 @pytest.fixture(scope="module")
 def detector():
   return FaceDetector(min_confidence=0.9)
-
-
-@pytest.fixture(scope="module")
-def ict_template():
-  try:
-    data = np.load(ICT_NPZ)
-  except OSError:
-    pytest.skip(f"{ICT_NPZ} not available")
-  neutral = data["neutral"].astype(np.float64)
-  return alignment.five_point_template((neutral[data["landmarks68"]] - neutral.mean(axis=0)) * 0.1)
 
 
 @pytest.mark.parametrize("photo", ["astronaut", "grace_hopper"])
@@ -91,13 +78,30 @@ def test_bad_image_raises(detector):
 
 
 @pytest.mark.parametrize("photo", ["astronaut", "grace_hopper"])
-def test_aligned_eyes_sit_on_the_template_eye_line(detector, ict_template, photo, request):
+def test_aligned_eyes_sit_on_the_template_eye_line(detector, ict_template5, photo, request):
   image = request.getfixturevalue(photo)
-  face = alignment.align_face(image, detector.most_confident(image).points, ict_template)
-  template_px = np.stack([112 + 102 * ict_template[:, 0], 112 - 102 * ict_template[:, 1]], axis=-1)
+  face = alignment.align_face(image, detector.most_confident(image).points, ict_template5)
+  template_px = np.stack([112 + 102 * ict_template5[:, 0], 112 - 102 * ict_template5[:, 1]], axis=-1)
   # Detect again on the aligned crop: an independent look at where the eyes ended up.
   again = detector.most_confident(face.image).points
   assert np.abs(again[:2, 1] - template_px[:2, 1]).max() < 4.0   # eye line
   assert np.abs(again[:2, 0] - template_px[:2, 0]).max() < 5.0
   # Least squares leaves zero mean residual: the 5-point centroids coincide.
   assert np.linalg.norm(again.mean(axis=0) - template_px.mean(axis=0)) < 3.0
+
+
+def test_all_faces_of_two_photos_side_by_side(detector, astronaut, grace_hopper):
+  from facegcn_tf.data.preprocess import FacePreprocessor
+  hopper = cv2.resize(grace_hopper, (astronaut.shape[1], astronaut.shape[0]))
+  pair = np.concatenate([astronaut, hopper], axis=1)
+  faces = detector.all_faces(pair)
+  assert len(faces) == 2
+  assert sorted(f.center[0] < astronaut.shape[1] for f in faces) == [False, True]
+  prep = FacePreprocessor(np.array([[-0.3, 0.3, 0.1], [0.3, 0.3, 0.1], [0, 0, 0.5],
+                                    [-0.25, -0.4, 0.2], [0.25, -0.4, 0.2]]), detector=detector)
+  prepared = prep.prepare_all_faces(pair, "pair")
+  assert [p.detection.confidence for p in prepared] == [f.confidence for f in faces]
+  assert all(p.aligned.image.shape == (224, 224, 3) for p in prepared)
+  with pytest.raises(NoFaceError, match="coffee"):
+    import skimage.data
+    detector.all_faces(skimage.data.coffee(), "coffee")

@@ -10,7 +10,6 @@ from facegcn_tf.data.preprocess import FacePreprocessor
 
 # MediaPipe vertices at the middle of each cheek and of the forehead.
 RIGHT_CHEEK, LEFT_CHEEK, FOREHEAD = 50, 280, 151
-ICT_NPZ = "/work/shared/models/ict_face_light/ict_face_area.npz"
 
 
 @pytest.fixture(scope="module")
@@ -97,15 +96,8 @@ def test_region_is_the_face_oval(faces):
   assert top(raised) < top(region) - 5
 
 
-def test_masks_on_the_aligned_crop(models, astronaut):
-  try:
-    data = np.load(ICT_NPZ)
-  except OSError:
-    pytest.skip(f"{ICT_NPZ} not available")
-  neutral = data["neutral"].astype(np.float64)
-  lm68 = (neutral[data["landmarks68"]] - neutral.mean(axis=0)) * 0.1
-  template = alignment.five_point_template(lm68)
-  prepared = FacePreprocessor(template, *models).prepare_image(astronaut, name="astronaut")
+def test_masks_on_the_aligned_crop(models, astronaut, ict_template5):
+  prepared = FacePreprocessor(ict_template5, *models).prepare_image(astronaut, name="astronaut")
   masks, dense = prepared.masks, prepared.dense
   assert masks.face.shape == (224, 224)
   for vertex in (RIGHT_CHEEK, LEFT_CHEEK, FOREHEAD):

@@ -105,8 +105,8 @@ class FaceDetector:
     detections.sort(key=lambda d: -d.confidence)
     return detections
 
-  def most_confident(self, image: np.ndarray, name: Optional[str] = None) -> Detection:
-    """The highest-scoring face.
+  def all_faces(self, image: np.ndarray, name: Optional[str] = None) -> List[Detection]:
+    """Every face, most confident first.
 
     Raises:
       NoFaceError: no face at or above ``min_confidence``.
@@ -115,4 +115,12 @@ class FaceDetector:
     if not detections:
       where = f"{name}: " if name else ""
       raise NoFaceError(f"{where}no face found with confidence >= {self.min_confidence:g}")
-    return detections[0]
+    return detections
+
+  def most_confident(self, image: np.ndarray, name: Optional[str] = None) -> Detection:
+    """The highest-scoring face.
+
+    Raises:
+      NoFaceError: no face at or above ``min_confidence``.
+    """
+    return self.all_faces(image, name)[0]

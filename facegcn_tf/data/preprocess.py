@@ -8,7 +8,7 @@ where the masks are computed.
 
 import dataclasses
 import os
-from typing import Optional, Tuple, Union
+from typing import List, Optional, Tuple, Union
 
 import numpy as np
 
@@ -80,7 +80,20 @@ class FacePreprocessor:
       ValueError: malformed image, or a face too small to build masks on.
     """
     rgb = image_io.ensure_rgb_uint8(rgb, name)
-    detection = self.detector.most_confident(rgb, name=name)
+    return self.prepare_detection(rgb, self.detector.most_confident(rgb, name=name), name)
+
+  def prepare_all_faces(self, rgb: np.ndarray, name: str = "<array>") -> List[PreparedFace]:
+    """Prepares every detected face of a photo, most confident first.
+
+    Raises:
+      NoFaceError: no face above the detector's threshold.
+    """
+    rgb = image_io.ensure_rgb_uint8(rgb, name)
+    return [self.prepare_detection(rgb, d, name) for d in self.detector.all_faces(rgb, name)]
+
+  def prepare_detection(self, rgb: np.ndarray, detection: Detection,
+                        name: str = "<array>") -> PreparedFace:
+    """Prepares the face of one detection (``[H, W, 3] uint8`` photo)."""
     dense = self.landmarker.predict(rgb, detection.box, detection.points, name=name)
     aligned = alignment.align_face(rgb, detection.points, self.template5, size=self.size,
                                    method=self.align_method)
