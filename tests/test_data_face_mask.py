@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from facegcn_tf.data import alignment, face_mask
+from facegcn_tf.data import face_mask
 from facegcn_tf.data.dense_landmarks import DenseLandmarker
 from facegcn_tf.data.detection import FaceDetector
 from facegcn_tf.data.preprocess import FacePreprocessor
