@@ -256,35 +256,50 @@ def test_fill_invisible_takes_the_seen_mirror_and_else_the_fallback(model):
   x, y = model.mean_shape[:, 0], model.mean_shape[:, 1]
   # Seen: the subject's left half (+x) below the brow line; the top is unseen on both sides.
   seen = (x > 0.05) & (y < 0.3)
-  rings = 3
+  rings = 4
   out = invisible_fill.fill_invisible(fine, seen, model.symmetry_pairs, fallback, model.triangles,
                                       rings=rings)
-  dist = _bfs_distance(model.triangles, num, np.flatnonzero(~seen).tolist())
+  to_unseen = _bfs_distance(model.triangles, num, np.flatnonzero(~seen).tolist())
+  to_seen = _bfs_distance(model.triangles, num, np.flatnonzero(seen).tolist())
+  deep_seen, deep_unseen = to_unseen > rings, to_seen > rings
   mirror = np.full(num, -1)
   mirror[model.symmetry_pairs[:, 0]] = model.symmetry_pairs[:, 1]
   mirror[model.symmetry_pairs[:, 1]] = model.symmetry_pairs[:, 0]
-
-  deep_seen = dist > rings
-  np.testing.assert_array_equal(out[deep_seen], fine[deep_seen])
   has_mirror = mirror >= 0
-  mirror_deep = np.zeros(num, bool)
-  mirror_deep[has_mirror] = deep_seen[mirror[has_mirror]]
-  takes_mirror = ~seen & mirror_deep
+
+  np.testing.assert_array_equal(out[deep_seen], fine[deep_seen])
+  mirror_deep_seen = has_mirror & deep_seen[np.maximum(mirror, 0)]
+  mirror_deep_unseen = has_mirror & deep_unseen[np.maximum(mirror, 0)]
+  takes_mirror = deep_unseen & mirror_deep_seen
   assert takes_mirror.sum() > 500
   np.testing.assert_allclose(out[takes_mirror], fine[mirror[takes_mirror]], atol=1e-6)
-  mirror_unseen = np.zeros(num, bool)
-  mirror_unseen[has_mirror] = ~seen[mirror[has_mirror]]
-  takes_fallback = ~seen & (mirror_unseen | ~has_mirror)
+  takes_fallback = deep_unseen & (mirror_deep_unseen | ~has_mirror)
   assert takes_fallback.sum() > 500
   np.testing.assert_allclose(out[takes_fallback], fallback[takes_fallback], atol=1e-6)
-  # The ramp: seen vertices near the boundary are strict blends, weight rising with distance.
+  # In between, strict blends, and only near the boundary.
   soft = invisible_fill.soft_visibility(seen, model.triangles, rings)
-  np.testing.assert_array_equal(soft[~seen], 0.0)
+  np.testing.assert_array_equal(soft[deep_unseen], 0.0)
   np.testing.assert_array_equal(soft[deep_seen], 1.0)
-  for d in range(1, rings + 1):
-    ring = soft[dist == d]
-    assert ring.size and np.all((ring > 0) & (ring < 1)) and np.ptp(ring) < 1e-6
-  assert np.all(np.diff([soft[dist == d][0] for d in range(1, rings + 1)]) > 0)
+  blend = (soft > 0) & (soft < 1)
+  assert blend.sum() > 100 and not np.any(blend & (deep_seen | deep_unseen))
+  assert np.all((out[blend] != fine[blend]).any(axis=1)[seen[blend] & (soft[blend] < 0.99)])
+
+
+def test_soft_visibility_ignores_isolated_specks(model):
+  num = model.num_vertices
+  seen = model.mean_shape[:, 0] > 0.0
+  rings = 4
+  to_boundary = np.where(seen, _bfs_distance(model.triangles, num, np.flatnonzero(~seen).tolist()),
+                         _bfs_distance(model.triangles, num, np.flatnonzero(seen).tolist()))
+  far = np.flatnonzero(to_boundary > 3 * rings)
+  speck_in_seen = far[seen[far]][0]
+  speck_in_unseen = far[~seen[far]][0]
+  specked = seen.copy()
+  specked[speck_in_seen] = False
+  specked[speck_in_unseen] = True
+  soft = invisible_fill.soft_visibility(specked, model.triangles, rings)
+  assert soft[speck_in_seen] == 1.0 and soft[speck_in_unseen] == 0.0
+  np.testing.assert_array_equal(soft, invisible_fill.soft_visibility(seen, model.triangles, rings))
 
 
 def test_fill_invisible_hard_switch_and_errors(model):
@@ -608,20 +623,19 @@ def test_export_face_writes_every_format(model, renderer, template5, tmp_path):
   assert _rgb_read(out_dir / "face_strip.png").shape[1] == 4 * 224
   assert _rgb_read(out_dir / "face_texture.png").shape == (128, 128, 3)
 
-  # The PLY carries the filled fine albedo: seen vertices keep theirs, unseen vertices
-  # whose mirror is well inside the seen region take the mirror's.
+  # The PLY carries the filled fine albedo: vertices deep in the seen region keep theirs,
+  # vertices deep in the unseen region whose mirror is deep in the seen one take the mirror's.
   ply = trimesh.load(out_dir / "face.ply", process=False)
   colors = ply.visual.vertex_colors[:, :3].astype(np.float64) / 255
   seen = vis > 0.5
-  dist = _bfs_distance(model.triangles, num, np.flatnonzero(~seen).tolist())
-  deep = dist > 3
-  np.testing.assert_allclose(colors[deep], fine[deep], atol=0.5 / 255 + 1e-6)
-  left, right = model.symmetry_pairs[:, 0], model.symmetry_pairs[:, 1]
-  unseen_with_seen_mirror = np.concatenate([left[~seen[left] & deep[right]],
-                                            right[~seen[right] & deep[left]]])
-  partner = np.concatenate([right[~seen[left] & deep[right]], left[~seen[right] & deep[left]]])
-  assert len(partner) > 300
-  np.testing.assert_allclose(colors[unseen_with_seen_mirror], fine[partner], atol=0.5 / 255 + 1e-6)
+  rings = invisible_fill.DEFAULT_RINGS
+  deep_seen = _bfs_distance(model.triangles, num, np.flatnonzero(~seen).tolist()) > rings
+  deep_unseen = _bfs_distance(model.triangles, num, np.flatnonzero(seen).tolist()) > rings
+  np.testing.assert_allclose(colors[deep_seen], fine[deep_seen], atol=0.5 / 255 + 1e-6)
+  pairs = np.concatenate([model.symmetry_pairs, model.symmetry_pairs[:, ::-1]])
+  filled = pairs[deep_unseen[pairs[:, 0]] & deep_seen[pairs[:, 1]]]
+  assert len(filled) > 100
+  np.testing.assert_allclose(colors[filled[:, 0]], fine[filled[:, 1]], atol=0.5 / 255 + 1e-6)
 
   (out_dir / "face.glb").unlink()
   assert not writer.outputs_complete(out_dir, "face")
@@ -637,6 +651,10 @@ def test_export_face_rejects_bad_requests(model, tmp_path):
     writer.export_face(tmp_path, "a", model, formats=("obj", "fbx"), **base)
   with pytest.raises(ValueError, match="plain file name"):
     writer.export_face(tmp_path, "../a", model, formats=("ply",), **base)
+  with pytest.raises(ValueError, match="whitespace"):
+    writer.export_face(tmp_path, "my face", model, formats=("ply",), **base)
+  assert writer.safe_name("my face/ü.jpg") == "my_face__.jpg"
+  assert writer.safe_name("..hidden") == "hidden" and writer.safe_name("...") == "face"
   with pytest.raises(ValueError, match="fine_albedo"):
     writer.export_face(tmp_path, "a", model, formats=("ply",), vertices=model.mean_shape,
                        fine_albedo=model.mean_albedo[:5], coarse_albedo=model.mean_albedo)

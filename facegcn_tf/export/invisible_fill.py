@@ -7,23 +7,27 @@ turned face, under the chin, occluded parts) a vertex takes, in order of prefere
    symmetric in albedo);
 2. otherwise the fallback colour (the coarse 3DMM albedo).
 
-Hard switches would leave visible seams along the visibility boundary, so each switch is a
-ramp over a few rings of the mesh graph. With ``d(v)`` the number of edges from ``v`` to the
-nearest unseen vertex (0 for unseen vertices; ``scipy.sparse.csgraph`` multi-source BFS) and
-``R = rings``, the soft visibility is ``s = smoothstep(min(d / (R + 1), 1))``, and
+Hard switches would leave visible seams along the visibility boundary (ragged, since
+z-buffer visibility is noisy at grazing angles), so each switch is a ramp: the soft
+visibility ``s`` (:func:`soft_visibility`) is the 0/1 visibility diffused over ``R = rings``
+rings of the mesh graph and remapped to [0, 1], and
 
     substitute(v) = m(v) * colors[mirror(v)] + (1 - m(v)) * fallback(v),  m(v) = s(mirror(v))
     out(v)        = s(v) * colors(v)         + (1 - s(v)) * substitute(v)
 
-so seen vertices more than R rings inside the seen region keep their colour exactly, unseen
-vertices get exactly the mirror colour where the mirror is more than R rings inside the seen
-region and exactly the fallback where the mirror is unseen (or where a vertex has no mirror:
-vertices on the symmetry plane and unmatched ones).
+so a vertex whose R-ring neighbourhood is all seen keeps its colour exactly; one whose
+R-ring neighbourhood is all unseen gets exactly its mirror's colour where the mirror's
+R-ring neighbourhood is all seen, and exactly the fallback where the mirror's is all unseen
+or where it has no mirror (vertices on the symmetry plane and unmatched ones).
 """
 
 import numpy as np
 import scipy.sparse
-import scipy.sparse.csgraph
+
+DEFAULT_RINGS = 8
+# Diffused visibility below LOW counts as unseen, above HIGH as seen.
+LOW = 0.2
+HIGH = 0.8
 
 
 def vertex_adjacency(triangles: np.ndarray, num_vertices: int) -> scipy.sparse.csr_matrix:
@@ -37,31 +41,38 @@ def vertex_adjacency(triangles: np.ndarray, num_vertices: int) -> scipy.sparse.c
   return adjacency
 
 
-def soft_visibility(visible: np.ndarray, triangles: np.ndarray, rings: int = 3) -> np.ndarray:
-  """Visibility ramped over ``rings`` mesh rings inside the seen region.
+def soft_visibility(visible: np.ndarray, triangles: np.ndarray,
+                    rings: int = DEFAULT_RINGS) -> np.ndarray:
+  """Visibility diffused over ``rings`` mesh rings, then remapped to a ramp.
+
+  ``d`` = the 0/1 visibility averaged ``rings`` times over each vertex's closed
+  one-ring (``scipy.sparse`` random-walk matrix); ``s = smoothstep((d - LOW) / (HIGH -
+  LOW))``. So ``s`` is exactly 1 where every vertex within ``rings`` edges is seen, exactly
+  0 where none is, and isolated seen specks in an unseen region (or unseen specks in a
+  seen one), which z-buffer visibility produces at grazing angles, follow their
+  surroundings instead of leaving ragged seams.
 
   Args:
     visible: [V] bool.
     triangles: [F, 3] int.
-    rings: ramp width in edges; 0 gives the hard 0/1 visibility.
+    rings: diffusion steps (ramp half-width, in edges); 0 gives the hard 0/1 visibility.
 
   Returns:
-    [V] float32 in [0, 1]: 0 on unseen vertices, 1 on seen vertices more than ``rings``
-    edges from any unseen vertex, a smoothstep ramp between.
+    [V] float32 in [0, 1].
   """
   visible = np.asarray(visible, dtype=bool)
   if rings < 0:
     raise ValueError(f"rings must be >= 0, got {rings}")
-  unseen = np.flatnonzero(~visible)
-  if len(unseen) == 0:
-    return np.ones(len(visible), np.float32)
-  if rings == 0 or len(unseen) == len(visible):
+  if rings == 0 or visible.all() or not visible.any():
     return visible.astype(np.float32)
-  adjacency = vertex_adjacency(triangles, len(visible))
-  distance = scipy.sparse.csgraph.dijkstra(adjacency, directed=False, indices=unseen,
-                                           unweighted=True, limit=rings + 1, min_only=True)
-  ramp = np.clip(distance / (rings + 1.0), 0.0, 1.0)  # inf (beyond the limit) -> 1
-  return (ramp * ramp * (3.0 - 2.0 * ramp)).astype(np.float32)
+  num = len(visible)
+  closed = vertex_adjacency(triangles, num) + scipy.sparse.identity(num, np.float32, "csr")
+  walk = scipy.sparse.diags(1.0 / np.asarray(closed.sum(axis=1)).ravel()) @ closed
+  diffused = visible.astype(np.float64)
+  for _ in range(rings):
+    diffused = walk @ diffused
+  t = np.clip((diffused - LOW) / (HIGH - LOW), 0.0, 1.0)
+  return (t * t * (3.0 - 2.0 * t)).astype(np.float32)
 
 
 def mirror_index(pairs: np.ndarray, num_vertices: int) -> np.ndarray:
@@ -80,7 +91,7 @@ def mirror_index(pairs: np.ndarray, num_vertices: int) -> np.ndarray:
 
 
 def fill_invisible(colors: np.ndarray, visibility: np.ndarray, pairs: np.ndarray,
-                   fallback: np.ndarray, triangles: np.ndarray, rings: int = 3,
+                   fallback: np.ndarray, triangles: np.ndarray, rings: int = DEFAULT_RINGS,
                    threshold: float = 0.5) -> np.ndarray:
   """Per-vertex colours with unseen vertices filled (see the module docstring).
 
@@ -91,7 +102,7 @@ def fill_invisible(colors: np.ndarray, visibility: np.ndarray, pairs: np.ndarray
     pairs: [P, 2] int mirror pairs (``model.symmetry_pairs``).
     fallback: [V, C] colours for vertices with no seen mirror (the coarse albedo).
     triangles: [F, 3] int mesh triangles (the graph the ramps run over).
-    rings: width of the blends, in mesh edges.
+    rings: width of the blends, in mesh edges (see :func:`soft_visibility`).
     threshold: visibility threshold.
 
   Returns:

@@ -37,6 +37,7 @@ Choices:
 
 import os
 import pathlib
+import re
 from typing import Any, List, Mapping, Optional, Sequence, Union
 
 import numpy as np
@@ -47,7 +48,7 @@ from facegcn_tf.export import mesh_io
 from facegcn_tf.export import overlay
 from facegcn_tf.export import report as report_lib
 from facegcn_tf.export import uv_texture
-from facegcn_tf.export.invisible_fill import fill_invisible
+from facegcn_tf.export import invisible_fill
 from facegcn_tf.morphable.model import MorphableModel
 
 PathLike = Union[str, os.PathLike]
@@ -80,14 +81,26 @@ def check_formats(formats: Sequence[str]) -> tuple:
 
 
 def check_name(name: str) -> str:
-  """``name`` if it is usable as a file-name stem, else ValueError."""
+  """``name`` if it is usable as a file-name stem, else ValueError.
+
+  Whitespace is refused because MTL's ``map_Kd`` line cannot quote a file name with spaces
+  portably; :func:`safe_name` makes any text acceptable.
+  """
   if not isinstance(name, str) or not name.strip():
     raise ValueError(f"face name must be a non-empty string, got {name!r}")
   if name != os.path.basename(name) or "/" in name or "\\" in name or name in (".", ".."):
     raise ValueError(f"face name must be a plain file name without folders, got {name!r}")
-  if name.startswith(".") or any(ord(c) < 32 for c in name):
-    raise ValueError(f"face name must not start with '.' or contain control characters: {name!r}")
+  if name.startswith(".") or any(ord(c) < 32 or c.isspace() for c in name):
+    raise ValueError(f"face name must not start with '.' or contain whitespace or control "
+                     f"characters (see writer.safe_name): {name!r}")
   return name
+
+
+def safe_name(text: str, default: str = "face") -> str:
+  """A name :func:`check_name` accepts: characters other than letters, digits, ``._-``
+  become ``_``, leading dots are dropped (``"my photo.jpg"`` -> ``"my_photo.jpg"``)."""
+  cleaned = re.sub(r"[^A-Za-z0-9._-]", "_", str(text)).lstrip(".")
+  return cleaned or default
 
 
 def planned_files(output_dir: PathLike, name: str,
@@ -137,7 +150,8 @@ def export_face(output_dir: PathLike, name: str, model: MorphableModel, *,
                 report: Optional[Mapping[str, Any]] = None,
                 formats: Sequence[str] = DEFAULT_FORMATS,
                 texture_size: int = uv_texture.DEFAULT_SIZE, units: str = mesh_io.DEFAULT_UNITS,
-                fill_rings: int = 3, feather: float = overlay.DEFAULT_FEATHER) -> List[str]:
+                fill_rings: int = invisible_fill.DEFAULT_RINGS,
+                feather: float = overlay.DEFAULT_FEATHER) -> List[str]:
   """Writes one face's files (see the module docstring for the file set).
 
   Args:
@@ -186,8 +200,10 @@ def export_face(output_dir: PathLike, name: str, model: MorphableModel, *,
     if not isinstance(renders, overlay.AlignedRenders):
       raise ValueError(f"renders must be an overlay.AlignedRenders, got {type(renders).__name__}")
 
-  albedo = fine if vis is None else fill_invisible(fine, vis, model.symmetry_pairs, coarse,
-                                                   model.triangles, rings=fill_rings)
+  albedo = fine
+  if vis is not None:
+    albedo = invisible_fill.fill_invisible(fine, vis, model.symmetry_pairs, coarse,
+                                           model.triangles, rings=fill_rings)
   output_dir = pathlib.Path(output_dir)
   output_dir.mkdir(parents=True, exist_ok=True)
   paths = {p.name: p for p in planned_files(output_dir, name, formats)}

@@ -36,7 +36,7 @@ def run(quick: bool):
   stacked = np.concatenate([fine, coarse, lit], axis=1)
   rows.append(("bake 1024² fine + coarse + lit textures in one pass (9 channels)",
                time_ms(lambda: uv_texture.bake_model_texture(model, stacked, size), repeats), "ms"))
-  rows.append(("fill_invisible (mirror / coarse fallback, 3 rings)",
+  rows.append(("fill_invisible (mirror / coarse fallback, 8 diffusion rings)",
                time_ms(lambda: invisible_fill.fill_invisible(
                    fine, visibility, model.symmetry_pairs, coarse, model.triangles), repeats),
                "ms"))
