@@ -647,6 +647,18 @@ def test_export_face_rejects_bad_requests(model, tmp_path):
               coarse_albedo=model.mean_albedo)
   with pytest.raises(ValueError, match="needs"):
     writer.export_face(tmp_path, "a", model, formats=("png",), **base)
+  photo = np.zeros((300, 200, 3), np.uint8)
+  transform = alignment.AlignTransform(
+      matrix=np.array([[0.5, 0, 10], [0, 0.5, 20]]), inverse=np.array([[2.0, 0, -20], [0, 2, -40]]),
+      scale=1.0, translation=np.zeros(2), size=224, source_shape=(300, 200))
+  small = np.zeros((100, 100, 3))
+  renders = overlay.AlignedRenders(small, small, small, small, small[..., 0])
+  with pytest.raises(ValueError, match="aligned size"):
+    writer.export_face(tmp_path, "a", model, formats=("png",), lit_colors=model.mean_albedo,
+                       photo=photo, transform=transform, renders=renders, **base)
+  with pytest.raises(ValueError, match="alignment was made"):
+    writer.export_face(tmp_path, "a", model, formats=("png",), lit_colors=model.mean_albedo,
+                       photo=photo[:100], transform=transform, renders=renders, **base)
   with pytest.raises(ValueError, match="unknown export format"):
     writer.export_face(tmp_path, "a", model, formats=("obj", "fbx"), **base)
   with pytest.raises(ValueError, match="plain file name"):

@@ -32,7 +32,10 @@ Choices:
   unlit colours would be wrong. All textures are baked in one rasterization
   (``uv_texture``), clipped to [0, 1] and stored as 8-bit sRGB-as-is PNGs.
 * Every file is written atomically, the JSON **last**; ``outputs_complete`` tells a batch
-  run whether a face is done (every file of its formats present and non-empty).
+  run whether a face is done (every file of its formats present and non-empty). Inputs
+  are checked before anything is written; if writing fails midway (disk full), the files
+  already written are complete but the set is not, so the face is redone on a rerun.
+* Face names must be plain file names without whitespace (``safe_name`` makes one).
 """
 
 import os
@@ -44,11 +47,11 @@ import numpy as np
 
 from facegcn_tf.data.alignment import AlignTransform
 from facegcn_tf.export import atomic
+from facegcn_tf.export import invisible_fill
 from facegcn_tf.export import mesh_io
 from facegcn_tf.export import overlay
 from facegcn_tf.export import report as report_lib
 from facegcn_tf.export import uv_texture
-from facegcn_tf.export import invisible_fill
 from facegcn_tf.morphable.model import MorphableModel
 
 PathLike = Union[str, os.PathLike]
@@ -143,6 +146,22 @@ def _per_vertex(array, num_vertices: int, name: str, channels: Optional[int] = 3
   return array
 
 
+def _check_png_inputs(photo, transform: AlignTransform, renders: overlay.AlignedRenders) -> None:
+  """Size checks for the images, done before any file is written."""
+  photo = np.asarray(photo)
+  if photo.ndim != 3 or photo.shape[-1] != 3:
+    raise ValueError(f"photo must be [H, W, 3] RGB, got shape {photo.shape}")
+  if tuple(photo.shape[:2]) != tuple(transform.source_shape):
+    raise ValueError(f"photo is {photo.shape[0]}x{photo.shape[1]} but the alignment was made "
+                     f"for {transform.source_shape[0]}x{transform.source_shape[1]}")
+  size = transform.size
+  for field in overlay.AlignedRenders._fields:
+    image = np.asarray(getattr(renders, field))
+    if image.shape[:2] != (size, size):
+      raise ValueError(f"renders.{field} is {image.shape[:2]}, expected the aligned size "
+                       f"{size}x{size}")
+
+
 def export_face(output_dir: PathLike, name: str, model: MorphableModel, *,
                 vertices, fine_albedo, coarse_albedo, lit_colors=None, visibility=None,
                 photo: Optional[np.ndarray] = None, transform: Optional[AlignTransform] = None,
@@ -199,6 +218,7 @@ def export_face(output_dir: PathLike, name: str, model: MorphableModel, *,
       raise ValueError(f"format 'png' needs {', '.join(missing)}")
     if not isinstance(renders, overlay.AlignedRenders):
       raise ValueError(f"renders must be an overlay.AlignedRenders, got {type(renders).__name__}")
+    _check_png_inputs(photo, transform, renders)
 
   albedo = fine
   if vis is not None:
