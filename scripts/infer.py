@@ -1,0 +1,80 @@
+"""Batch export of textured 3D faces from photos.
+
+  python scripts/infer.py --input=examples --output_dir=outputs
+  python scripts/infer.py --input='photos/**/*.jpg' --output_dir=out --all_faces --formats=obj,json
+
+Per face it writes NAME.obj/.mtl + NAME_texture.png (UV texture), NAME.ply, NAME.glb,
+NAME_coarse_texture.png, NAME_lit_texture.png, NAME_overlay.png (the render pasted back on
+the full-resolution photo), NAME_strip.png (photo | coarse | fine | shape) and NAME.json
+(coefficients, pose, landmarks, loss and quality figures, versions, flags). Bad inputs are
+reported and skipped; finished faces are skipped on a re-run (--overwrite to redo). The exit
+code is non-zero only if every input failed.
+"""
+
+import os
+import pathlib
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import app  # noqa: E402
+from absl import flags  # noqa: E402
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
+
+_INPUT = flags.DEFINE_string("input", "examples", "A photo, a folder of photos, or a glob.")
+_OUTPUT_DIR = flags.DEFINE_string("output_dir", "outputs", "Where the outputs go.")
+_FACE_MODEL = flags.DEFINE_enum("face_model", "ict", ["ict", "ict_coarse", "bfm"],
+                                "Face model (bfm needs the user-supplied BFM 2009 file).")
+_MODEL_PATH = flags.DEFINE_string("model_path", None, "Face model file (default: asset search path).")
+_ALL_FACES = flags.DEFINE_bool("all_faces", False, "Reconstruct every face, not only the most "
+                               "confident one (outputs NAME_face0, NAME_face1, ...).")
+_MIN_CONFIDENCE = flags.DEFINE_float("min_confidence", 0.9, "Face detector threshold.",
+                                     lower_bound=0.0, upper_bound=1.0)
+_BATCH_SIZE = flags.DEFINE_integer("batch_size", 4, "Faces processed together.", lower_bound=1)
+_FORMATS = flags.DEFINE_list("formats", ["obj", "ply", "glb", "png", "json"], "Output formats.")
+_TEXTURE_SIZE = flags.DEFINE_integer("texture_size", 1024, "UV texture side.", lower_bound=64)
+_FIT_STEPS = flags.DEFINE_float("fit_steps", 1.0, "Scale of the coarse fitting schedule "
+                                "(1 = default iteration counts; smaller is faster, coarser).",
+                                lower_bound=0.01)
+_REFINE_STEPS = flags.DEFINE_integer("refine_steps", 0, "Per-image GCN refinement steps "
+                                     "(0 = export the coarse albedo).", lower_bound=0)
+_OVERWRITE = flags.DEFINE_bool("overwrite", False, "Redo faces whose outputs exist.")
+_PROGRESS = flags.DEFINE_bool("progress", True, "Show a progress bar.")
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  from facegcn_tf.export import batch  # pylint: disable=import-outside-toplevel
+  from facegcn_tf.export import writer  # pylint: disable=import-outside-toplevel
+  from facegcn_tf.fitting.fitter import FitConfig  # pylint: disable=import-outside-toplevel
+
+  try:
+    formats = writer.check_formats(_FORMATS.value)
+    inputs = batch.resolve_inputs(_INPUT.value)
+  except ValueError as err:
+    raise app.UsageError(str(err)) from None
+  base = FitConfig()
+  scale = _FIT_STEPS.value
+  fit_config = base.replace(landmark_steps=max(1, round(base.landmark_steps * scale)),
+                            photo_steps=round(base.photo_steps * scale),
+                            refine_steps=round(base.refine_steps * scale))
+  settings = batch.Settings(
+      face_model=_FACE_MODEL.value, model_path=_MODEL_PATH.value,
+      min_confidence=_MIN_CONFIDENCE.value, all_faces=_ALL_FACES.value,
+      batch_size=_BATCH_SIZE.value, fit_config=fit_config, refine_steps=_REFINE_STEPS.value,
+      formats=formats, texture_size=_TEXTURE_SIZE.value, overwrite=_OVERWRITE.value)
+  reconstructor = batch.Reconstructor(settings)
+  run_flags = {name: flags.FLAGS[name].value for name in (
+      "input", "output_dir", "face_model", "all_faces", "min_confidence", "batch_size",
+      "formats", "texture_size", "fit_steps", "refine_steps")}
+  summary = batch.run(inputs, pathlib.Path(_OUTPUT_DIR.value), reconstructor, flags=run_flags,
+                      progress=_PROGRESS.value)
+  print(summary.table())
+  print(f"outputs: {pathlib.Path(_OUTPUT_DIR.value).resolve()}")
+  return 1 if summary.all_failed else 0
+
+
+if __name__ == "__main__":
+  app.run(main)
