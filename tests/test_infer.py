@@ -71,6 +71,23 @@ def test_every_promised_file_is_written_and_reloads(first_run):
   assert overlay.shape == (512, 512, 3)  # pasted back at the photo's full resolution
 
 
+def test_evaluate_tabulates_the_outputs(first_run, tmp_path):
+  inputs, out, _, _ = first_run
+  csv_path = tmp_path / "eval.csv"
+  result = subprocess.run(
+      [sys.executable, str(ROOT / "scripts" / "evaluate.py"), f"--photos={inputs}",
+       f"--outputs={out}", f"--csv={csv_path}"], capture_output=True, text=True, timeout=300)
+  assert result.returncode == 0, result.stderr[-2000:]
+  import csv
+  rows = {r["name"]: r for r in csv.DictReader(csv_path.open())}
+  assert rows["astronaut"]["status"] == "ok"
+  assert rows["broken"]["status"] == rows["coffee"]["status"] == "no output"
+  assert 10 < float(rows["astronaut"]["psnr_coarse_db"]) < 45
+  assert 0 < float(rows["astronaut"]["ssim_fine"]) <= 1
+  assert 0 < float(rows["astronaut"]["identity_distance_coarse"]) < 1.5
+  assert "| astronaut |" in result.stdout and "| mean |" in result.stdout
+
+
 def test_second_run_skips_finished_faces(first_run):
   inputs, out, _, _ = first_run
   stamp = (out / "astronaut.json").stat().st_mtime_ns

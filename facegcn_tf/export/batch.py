@@ -153,6 +153,17 @@ def masked_psnr(render: np.ndarray, photo: np.ndarray, mask: np.ndarray) -> floa
   return float(10.0 * np.log10(1.0 / max(mse, 1e-12)))
 
 
+def masked_ssim(render: np.ndarray, photo: np.ndarray, mask: np.ndarray) -> float:
+  """Mean SSIM (Gaussian window, scikit-image) of a render vs the photo over a mask."""
+  from skimage.metrics import structural_similarity  # pylint: disable=import-outside-toplevel
+  m = mask.astype(bool)
+  if not m.any():
+    return float("nan")
+  _, ssim_map = structural_similarity(photo, np.clip(render, 0, 1), channel_axis=-1,
+                                      data_range=1.0, gaussian_weights=True, full=True)
+  return float(ssim_map.mean(axis=-1)[m].mean())
+
+
 class Reconstructor:
   """Holds the models (built once) and reconstructs batches of prepared faces.
 
@@ -221,6 +232,8 @@ class Reconstructor:
       per_face = {k: float(v[i]) for k, v in figures.items()}
       per_face["psnr_coarse_db"] = masked_psnr(renders.coarse, photo01[i], region)
       per_face["psnr_fine_db"] = masked_psnr(renders.fine, photo01[i], region)
+      per_face["ssim_coarse"] = masked_ssim(renders.coarse, photo01[i], region)
+      per_face["ssim_fine"] = masked_ssim(renders.fine, photo01[i], region)
       results.append(FaceResult(
           name=name, face=face, coeffs=coeffs[i].numpy(), shape=geometry.shape[i].numpy(),
           coarse_albedo=coarse[i].numpy(), fine_albedo=fine[i].numpy(),
