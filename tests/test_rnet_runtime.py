@@ -89,7 +89,9 @@ def _image_tags(log_dir):
 
 
 def _files(folder):
-  return {p: open(os.path.join(folder, p), "rb").read() for p in sorted(os.listdir(folder))}
+  """{name: (size, mtime)} of a folder's files: any rewrite or new file changes it."""
+  stats = {p: os.stat(os.path.join(folder, p)) for p in sorted(os.listdir(folder))}
+  return {p: (st.st_size, st.st_mtime_ns) for p, st in stats.items()}
 
 
 def test_training_checkpoints_summaries_and_exact_resume(tmp_path):
@@ -158,6 +160,20 @@ def test_nan_gradient_with_a_finite_loss_is_caught(tmp_path):
     runtime.run(runtime.distributed_step(replica_step), iter(range(5)), 5)
   np.testing.assert_array_equal(v.numpy(), [0.0, 0.0])
   assert runtime.latest_checkpoint is None
+
+
+def test_check_numerics_inside_the_step_is_reported_as_non_finite(tmp_path):
+  runtime = rt.TrainingRuntime(rt.RuntimeConfig(output_dir=str(tmp_path), progress=False))
+  runtime.track()
+
+  def replica_step(x):
+    checked = tf.debugging.check_numerics(x, "vertices contain NaN")
+    return {"loss": tf.reduce_sum(checked), "finite": tf.constant(True)}
+
+  batches = iter([tf.constant([1.0]), tf.constant([np.nan])])
+  with pytest.raises(rt.NonFiniteLossError, match="step 1 .*vertices contain NaN.*none"):
+    runtime.run(runtime.distributed_step(replica_step), batches, 2)
+  assert int(runtime.step.numpy()) == 1
 
 
 def test_mixed_precision_uses_loss_scaling_and_still_guards(tmp_path):

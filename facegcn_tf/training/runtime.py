@@ -21,7 +21,11 @@ What it does, so that trainers only write a loss:
   loss or a gradient is not finite (with several replicas it cannot skip it:
   the Keras update runs in a cross-replica merge), and :meth:`run` then
   raises :class:`NonFiniteLossError` BEFORE anything else is saved, so the
-  last checkpoint on disk is the last good state. With a loss-scale optimizer
+  last checkpoint on disk is the last good state. A ``check_numerics``
+  failure inside the step (e.g. the rasterizer refusing NaN vertices) is
+  reported the same way. The in-memory model may still hold side effects
+  of the bad step (e.g. BatchNorm statistics updated by the forward pass):
+  restore the last checkpoint to continue. With a loss-scale optimizer
   non-finite *gradients* are expected now and then (fp16 overflow) and are
   left to it; a non-finite *loss* still stops the run.
 * **TensorBoard**: scalars every ``summary_every`` steps and images every
@@ -485,8 +489,19 @@ class TrainingRuntime:
                              f"of {total_steps}") from None
         if prepare_batch is not None:
           batch = prepare_batch(batch)
-        outputs = step_fn(distribute_batch(self.strategy, batch))
         step = int(self.step.numpy())
+        try:
+          outputs = step_fn(distribute_batch(self.strategy, batch))
+        except tf.errors.InvalidArgumentError as e:
+          # tf.debugging.check_numerics inside the step (e.g. the rasterizer's input check).
+          lines = [line.strip() for line in str(e.message).splitlines() if line.strip()]
+          found = [line for line in lines if "NaN" in line or "Inf" in line]
+          if "CheckNumerics" not in str(e) and not found:
+            raise
+          raise NonFiniteLossError(
+              f"non-finite values at step {step} ({(found or lines)[0][:200]}); stopped "
+              "without saving; last good checkpoint: "
+              f"{self._manager.latest_checkpoint or 'none'}") from None
         scalars = {name: float(value) for name, value in outputs.items()
                    if name != FINITE_KEY and not name.startswith(IMAGE_PREFIX)
                    and tf.convert_to_tensor(value).shape.rank == 0}
