@@ -39,6 +39,13 @@ _FIT_STEPS = flags.DEFINE_float("fit_steps", 1.0, "Scale of the coarse fitting s
                                 lower_bound=0.01)
 _REFINE_STEPS = flags.DEFINE_integer("refine_steps", 0, "Per-image GCN refinement steps "
                                      "(0 = export the coarse albedo).", lower_bound=0)
+_RNET_CHECKPOINT = flags.DEFINE_string(
+    "rnet_checkpoint", None, "Trained R-Net (rnet.weights.h5 from train.py --stage=rnet) or "
+    "Deep3DFace's FaceReconModel.pb (with --face_model=bfm): coarse coefficients feed-forward "
+    "instead of fitting.")
+_GCN_CHECKPOINT = flags.DEFINE_string(
+    "gcn_checkpoint", None, "Trained GCN generator (train.py --stage=gcn) to start the "
+    "refinement from; with --refine_steps=0 it is used feed-forward.")
 _OVERWRITE = flags.DEFINE_bool("overwrite", False, "Redo faces whose outputs exist.")
 _PROGRESS = flags.DEFINE_bool("progress", True, "Show a progress bar.")
 
@@ -64,11 +71,16 @@ def main(argv):
       face_model=_FACE_MODEL.value, model_path=_MODEL_PATH.value,
       min_confidence=_MIN_CONFIDENCE.value, all_faces=_ALL_FACES.value,
       batch_size=_BATCH_SIZE.value, fit_config=fit_config, refine_steps=_REFINE_STEPS.value,
-      formats=formats, texture_size=_TEXTURE_SIZE.value, overwrite=_OVERWRITE.value)
-  reconstructor = batch.Reconstructor(settings)
+      formats=formats, texture_size=_TEXTURE_SIZE.value, overwrite=_OVERWRITE.value,
+      rnet_checkpoint=_RNET_CHECKPOINT.value, gcn_checkpoint=_GCN_CHECKPOINT.value)
+  try:
+    reconstructor = batch.Reconstructor(settings)
+  except (ValueError, FileNotFoundError) as err:  # missing model / checkpoint files
+    raise app.UsageError(str(err).splitlines()[0]) from None
   run_flags = {name: flags.FLAGS[name].value for name in (
       "input", "output_dir", "face_model", "all_faces", "min_confidence", "batch_size",
-      "formats", "texture_size", "fit_steps", "refine_steps")}
+      "formats", "texture_size", "fit_steps", "refine_steps", "rnet_checkpoint",
+      "gcn_checkpoint")}
   summary = batch.run(inputs, pathlib.Path(_OUTPUT_DIR.value), reconstructor, flags=run_flags,
                       progress=_PROGRESS.value)
   print(summary.table())

@@ -111,3 +111,25 @@ def test_bad_flags_give_a_one_line_usage_error(tmp_path):
   assert result.returncode != 0 and "no input images found" in result.stderr
   result = run_infer("--formats=obj,fbx")
   assert result.returncode != 0 and "unknown export format" in result.stderr
+
+
+def test_rnet_checkpoint_gives_feed_forward_coefficients(tmp_path, astronaut):
+  from facegcn_tf.morphable import load_model
+  from facegcn_tf.networks.rnet import build_rnet
+  layout = load_model("ict").layout
+  weights = tmp_path / "rnet.weights.h5"
+  build_rnet(layout, input_size=64).save_weights(str(weights))
+  (tmp_path / "rnet.json").write_text(json.dumps({"input_size": 64}))
+  photos = tmp_path / "in"
+  photos.mkdir()
+  cv2.imwrite(str(photos / "a.png"), astronaut[..., ::-1])
+  result = run_infer(f"--input={photos}", f"--output_dir={tmp_path / 'out'}",
+                     f"--rnet_checkpoint={weights}", "--formats=json")
+  assert result.returncode == 0, result.stderr[-3000:]
+  report = json.loads((tmp_path / "out" / "a.json").read_text())
+  # An untrained R-Net's heads are zero-initialised: every coefficient is exactly 0, which
+  # fitting would never produce; and no fitting figures are reported.
+  assert all(v == 0.0 for part in report["coefficients"].values() for v in part)
+  assert not any(k.startswith("fit_") for k in report["losses"])
+  result = run_infer(f"--input={photos}", "--rnet_checkpoint=/nonexistent/rnet.weights.h5")
+  assert result.returncode != 0 and "train them with scripts/train.py" in result.stderr

@@ -16,6 +16,7 @@ Robustness rules (a batch tool's):
 """
 
 import dataclasses
+import functools
 import glob
 import os
 import pathlib
@@ -99,6 +100,11 @@ class Settings:
     batch_size: faces fitted / refined together.
     fit_config: the coarse fitting schedule.
     refine_steps: per-image GCN refinement steps (0: export the coarse albedo as "fine").
+    rnet_checkpoint: a trained R-Net (``rnet.weights.h5`` from ``train.py --stage=rnet``,
+      with its ``rnet.json`` beside it) or Deep3DFace's ``FaceReconModel.pb`` (BFM): the
+      coarse coefficients come from it, feed-forward, instead of fitting.
+    gcn_checkpoint: a trained generator (``train.py --stage=gcn``) the refinement starts
+      from (with ``refine_steps=0``: used as is, feed-forward).
     formats: export formats (`writer.FORMATS`).
     texture_size: UV texture side.
     overwrite: redo faces whose outputs exist.
@@ -110,6 +116,8 @@ class Settings:
   batch_size: int = 4
   fit_config: FitConfig = FitConfig()
   refine_steps: int = 0
+  rnet_checkpoint: Optional[str] = None
+  gcn_checkpoint: Optional[str] = None
   formats: Tuple[str, ...] = writer.DEFAULT_FORMATS
   texture_size: int = 1024
   overwrite: bool = False
@@ -184,10 +192,36 @@ class Reconstructor:
     self.template5 = alignment.five_point_template(self.model.mean_shape[self.model.landmarks68])
     self.preprocessor = FacePreprocessor(self.template5, min_confidence=settings.min_confidence)
     self.identity = build_identity_encoder("dlib", template5=self.template5)
-    if refine_fn is None and settings.refine_steps > 0:
+    if refine_fn is None and (settings.refine_steps > 0 or settings.gcn_checkpoint):
       from facegcn_tf.training import per_image  # pylint: disable=import-outside-toplevel
-      refine_fn = per_image.refine_for_inference
+      refine_fn = functools.partial(per_image.refine_for_inference,
+                                    checkpoint=settings.gcn_checkpoint)
     self.refine_fn = refine_fn
+    self.rnet = self._load_rnet(settings.rnet_checkpoint) if settings.rnet_checkpoint else None
+
+  def _load_rnet(self, path: str):
+    """A callable aligned crops [B,S,S,3] 0..255 -> coefficients [B,N]."""
+    if str(path).endswith(".pb"):
+      from facegcn_tf.networks.rnet_pb import FrozenRNet  # pylint: disable=import-outside-toplevel
+      frozen = FrozenRNet(path)
+      if self.model.layout.total != 257:
+        raise ValueError(f"{path} is Deep3DFace's BFM R-Net (257 coefficients); use it with "
+                         f"--face_model=bfm, not '{self.model.name}'")
+      return lambda images: frozen(images)[0]
+    import json  # pylint: disable=import-outside-toplevel
+    from facegcn_tf.networks.rnet import load_rnet  # pylint: disable=import-outside-toplevel
+    meta_path = pathlib.Path(path).expanduser().with_name("rnet.json")
+    size = json.loads(meta_path.read_text())["input_size"] if meta_path.is_file() else 224
+    net = load_rnet(path, self.model.layout, size)
+    return lambda images: net(tf.image.resize(images, [size, size]), training=False)[0]
+
+  def coarse(self, images: np.ndarray, landmarks: np.ndarray, face_mask: np.ndarray):
+    """Coefficients [B, N] and figures: fitted, or predicted by the R-Net."""
+    if self.rnet is not None:
+      return tf.convert_to_tensor(self.rnet(tf.constant(images)), tf.float32), {}
+    fitted = fit(self.renderer, images, landmarks, face_mask, self.identity,
+                 self.settings.fit_config, fit_renderer=self.fit_renderer)
+    return fitted.coeffs, {f"fit_{k}": np.asarray(v) for k, v in fitted.losses.items()}
 
   def prepare(self, path: pathlib.Path) -> Tuple[np.ndarray, List[PreparedFace]]:
     """Loads one photo and prepares its face(s): ([H, W, 3] uint8 photo, faces).
@@ -204,14 +238,11 @@ class Reconstructor:
     images = np.stack([f.aligned.image for f in faces]).astype(np.float32)
     landmarks = np.stack([f.landmarks68 for f in faces]).astype(np.float32)
     face_mask = np.stack([f.masks.face for f in faces]).astype(np.float32)
-    fitted = fit(self.renderer, images, landmarks, face_mask, self.identity,
-                 self.settings.fit_config, fit_renderer=self.fit_renderer)
-    coeffs = fitted.coeffs
+    coeffs, figures = self.coarse(images, landmarks, face_mask)
     geometry = self.renderer.geometry(coeffs)
     raster = self.renderer.rasterize(geometry)
     coarse = self.renderer.albedo(coeffs)
-    figures = {f"fit_{k}": np.asarray(v) for k, v in fitted.losses.items()}
-    if self.refine_fn is not None and self.settings.refine_steps > 0:
+    if self.refine_fn is not None:
       fine, refine_figures = self.refine_fn(self.renderer, images, coeffs, face_mask,
                                             self.identity, self.settings.refine_steps)
       fine = tf.clip_by_value(tf.convert_to_tensor(fine, tf.float32), 0.0, 1.0)
