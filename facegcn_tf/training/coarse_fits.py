@@ -1,0 +1,262 @@
+"""Coarse 3DMM coefficients of every training record, fitted once and cached.
+
+The GCN texture training needs each photo's frozen coarse stage (shape, pose,
+lighting, coarse albedo). The paper takes it from a pre-trained R-Net; here it
+comes from the analysis-by-synthesis fitter (`fitting.fitter`), run ONCE per
+record by :func:`fit_records` (``scripts/fit_data.py``) and read back by the
+trainer with :func:`load_coarse_coeffs`.
+
+Cache layout: a folder (default ``<data folder>/coarse_<face model>``) with
+one ``<shard name>.npz`` per TFRecord shard, holding
+
+=================  =================  =========================================
+key                shape / type       content
+=================  =================  =========================================
+format             str                :data:`CACHE_FORMAT`
+face_model         str                the model's name (``MorphableModel.name``)
+layout             int [3]            (n_id, n_exp, n_tex) of the coefficients
+paths              str [N]            the records' ``source/path`` (the key)
+coeffs             float32 [N, C]     fitted coefficients (model layout)
+photo_loss         float32 [N]        final photometric loss of the fit
+landmark_loss      float32 [N]        final landmark loss of the fit
+=================  =================  =========================================
+
+A shard's file is rewritten (atomically) after every fitted batch, so an
+interrupted run resumes where it stopped: records already in the cache are
+skipped. ``paths``/``coeffs`` are the same keys as the R-Net trainer's
+distillation file, so one shard file also works there.
+"""
+
+import dataclasses
+import glob
+import json
+import os
+import time
+from typing import Callable, Dict, List, Optional
+
+import numpy as np
+import tensorflow as tf
+
+from facegcn_tf.data import dataset as data_lib
+from facegcn_tf.data import tfrecords
+from facegcn_tf.errors import AssetNotFoundError, FaceGCNError
+from facegcn_tf.fitting import fitter as fitter_lib
+
+CACHE_FORMAT = "facegcn_tf.coarse_coeffs.v1"
+MASK_KEYS = ("skin_mask", "face_mask", "region_mask")
+
+
+def default_cache_dir(pattern: str, face_model_name: str) -> str:
+  """``<folder of the first shard matching pattern>/coarse_<face_model_name>``.
+
+  Raises:
+    FileNotFoundError: nothing matches ``pattern``.
+  """
+  files = sorted(tf.io.gfile.glob(pattern))
+  if not files:
+    raise FileNotFoundError(f"no TFRecord files match '{pattern}'")
+  return os.path.join(os.path.dirname(os.path.abspath(files[0])), f"coarse_{face_model_name}")
+
+
+def shard_cache_path(cache_dir: str, shard_path: str) -> str:
+  """The cache file of one TFRecord shard: ``<cache_dir>/<shard name without ext>.npz``."""
+  return os.path.join(cache_dir, os.path.splitext(os.path.basename(shard_path))[0] + ".npz")
+
+
+def _layout_tuple(layout) -> tuple:
+  return (layout.n_id, layout.n_exp, layout.n_tex)
+
+
+def read_cache_file(path: str, layout=None, face_model: Optional[str] = None) -> Dict[str, np.ndarray]:
+  """One cache file -> dict of its arrays (see the module docstring), validated.
+
+  Raises:
+    ValueError: not a cache file, or made for another layout / face model.
+  """
+  try:
+    with np.load(path, allow_pickle=False) as data:
+      arrays = {key: data[key] for key in data.files}
+  except (OSError, ValueError) as err:
+    raise ValueError(f"'{path}' is not a readable coarse-coefficient cache ({err})") from None
+  if str(arrays.get("format", "")) != CACHE_FORMAT:
+    raise ValueError(f"'{path}' is not a coarse-coefficient cache ({CACHE_FORMAT})")
+  coeffs, paths = arrays["coeffs"], arrays["paths"]
+  if coeffs.ndim != 2 or coeffs.shape[0] != paths.shape[0]:
+    raise ValueError(f"'{path}': coeffs {coeffs.shape} do not match {paths.shape[0]} paths")
+  if layout is not None and tuple(int(x) for x in arrays["layout"]) != _layout_tuple(layout):
+    raise ValueError(f"'{path}' holds coefficients of layout {tuple(arrays['layout'])}, "
+                     f"this face model has {_layout_tuple(layout)}")
+  if face_model is not None and str(arrays["face_model"]) != face_model:
+    raise ValueError(f"'{path}' was fitted with face model '{arrays['face_model']}', "
+                     f"not '{face_model}'")
+  return arrays
+
+
+def _write_cache_file(path: str, face_model: str, layout, paths: List[str], coeffs: List[np.ndarray],
+                      photo: List[float], landmark: List[float]) -> None:
+  tmp = path + ".tmp.npz"
+  np.savez(tmp, format=np.array(CACHE_FORMAT), face_model=np.array(face_model),
+           layout=np.array(_layout_tuple(layout), np.int64), paths=np.array(paths, dtype=str),
+           coeffs=np.asarray(coeffs, np.float32).reshape(len(paths), layout.total),
+           photo_loss=np.asarray(photo, np.float32), landmark_loss=np.asarray(landmark, np.float32))
+  os.replace(tmp, path)
+
+
+@dataclasses.dataclass
+class FitSummary:
+  """What :func:`fit_records` did."""
+  cache_dir: str
+  fitted: int
+  already_done: int
+  shards: int
+  seconds: float
+
+
+def _record_batches(shard: str, batch_size: int, mask_key: str):
+  """Yields numpy batches (paths, images, landmarks, masks) of one shard, in file order."""
+  ds = tf.data.TFRecordDataset(shard).map(lambda x: tfrecords.parse_example(x, 0))
+  for batch in ds.batch(batch_size):
+    mask = batch[mask_key] * batch["valid_mask"]
+    yield ([p.decode("utf-8") for p in batch["source_path"].numpy()], batch["image"].numpy(),
+           batch["landmarks68"].numpy(), mask.numpy()[..., 0])
+
+
+def fit_records(pattern: str, renderer, cache_dir: Optional[str] = None, batch_size: int = 8,
+                fit_config: fitter_lib.FitConfig = fitter_lib.FitConfig(),
+                fit_renderer=None, identity_encoder=None, mask_key: str = "skin_mask",
+                progress: Optional[Callable[[int], None]] = None) -> FitSummary:
+  """Fits the coarse model to every record of the shards matching ``pattern``; resumable.
+
+  Args:
+    pattern: glob of ``prepare_data`` TFRecord shards (224-px crops).
+    renderer: `FaceRenderer` of the face model at the records' size.
+    cache_dir: output folder (default :func:`default_cache_dir`).
+    batch_size: records fitted together.
+    fit_config: the fitter's schedule.
+    fit_renderer: optional coarser renderer with the same layout to fit on.
+    identity_encoder: optional identity network (enables the identity loss).
+    mask_key: record mask weighing the photometric loss (times the valid area).
+    progress: called with the number of records finished after each batch.
+
+  Returns:
+    A :class:`FitSummary`.
+
+  Raises:
+    FileNotFoundError: nothing matches ``pattern``.
+    ValueError: bad arguments, or a cache file of another face model in the way.
+  """
+  if mask_key not in MASK_KEYS:
+    raise ValueError(f"mask_key must be one of {MASK_KEYS}, got '{mask_key}'")
+  if batch_size < 1:
+    raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+  files = sorted(tf.io.gfile.glob(pattern))
+  if not files:
+    raise FileNotFoundError(f"no TFRecord files match '{pattern}'")
+  model_name = renderer.model.name
+  layout = renderer.layout
+  cache_dir = cache_dir or default_cache_dir(pattern, model_name)
+  os.makedirs(cache_dir, exist_ok=True)
+  fitter = fitter_lib.Fitter(renderer, identity_encoder, fit_config, fit_renderer)
+  start = time.perf_counter()
+  fitted = done_before = 0
+  for shard in files:
+    path = shard_cache_path(cache_dir, shard)
+    paths, coeffs, photo, landmark = [], [], [], []
+    if os.path.exists(path):
+      old = read_cache_file(path, layout, model_name)
+      paths = [str(p) for p in old["paths"]]
+      coeffs = list(old["coeffs"])
+      photo, landmark = list(old["photo_loss"]), list(old["landmark_loss"])
+    known = set(paths)
+    for names, images, lms, masks in _record_batches(shard, batch_size, mask_key):
+      todo = [i for i, name in enumerate(names) if name not in known]
+      done_before += len(names) - len(todo)
+      if todo:
+        result = fitter(images[todo], lms[todo], masks[todo])
+        values = result.coeffs.numpy()
+        if not np.all(np.isfinite(values)):
+          raise FaceGCNError(f"the coarse fit of {names[todo[0]]!r}... in '{shard}' is not finite")
+        for j, i in enumerate(todo):
+          paths.append(names[i])
+          coeffs.append(values[j])
+          photo.append(float(result.losses["photo"][j]))
+          landmark.append(float(result.losses["landmark"][j]))
+          known.add(names[i])
+        _write_cache_file(path, model_name, layout, paths, coeffs, photo, landmark)
+        fitted += len(todo)
+      if progress:
+        progress(len(names))
+    if not os.path.exists(path):  # an empty shard still gets its (empty) file
+      _write_cache_file(path, model_name, layout, paths, coeffs, photo, landmark)
+  return FitSummary(cache_dir=cache_dir, fitted=fitted, already_done=done_before,
+                    shards=len(files), seconds=time.perf_counter() - start)
+
+
+def load_coarse_coeffs(cache_dir: str, layout, face_model: Optional[str] = None,
+                       data_pattern: Optional[str] = None) -> Dict[str, np.ndarray]:
+  """Every cached fit in ``cache_dir``: ``{source path: coeffs [C] float32}``.
+
+  Args:
+    cache_dir: the cache folder.
+    layout: the face model's `CoeffLayout` (checked).
+    face_model: the face model's name (checked when given).
+    data_pattern: the data glob, only for the hint in the error message.
+
+  Raises:
+    AssetNotFoundError: no cache there (the message says how to make one).
+    ValueError: a cache file of another layout / face model.
+  """
+  files = sorted(glob.glob(os.path.join(cache_dir, "*.npz")))
+  if not files:
+    data = f"--data='{data_pattern}' " if data_pattern else ""
+    raise AssetNotFoundError(
+        f"no coarse coefficients in '{cache_dir}'; fit them once with: python scripts/fit_data.py "
+        f"{data}--face_model={face_model or '...'}")
+  table = {}
+  for path in files:
+    arrays = read_cache_file(path, layout, face_model)
+    for name, row in zip(arrays["paths"], arrays["coeffs"]):
+      table[str(name)] = np.asarray(row, np.float32)
+  return table
+
+
+def _read_json(path: str) -> dict:
+  try:
+    with open(path, "r", encoding="utf-8") as f:
+      value = json.load(f)
+  except (OSError, ValueError):
+    return {}
+  return value if isinstance(value, dict) else {}
+
+
+def record_paths(pattern: str) -> List[str]:
+  """The ``source/path`` of every record of the shards (manifests' ``done`` lists, else read)."""
+  files = sorted(tf.io.gfile.glob(pattern))
+  if not files:
+    raise FileNotFoundError(f"no TFRecord files match '{pattern}'")
+  out = []
+  for shard in files:
+    manifest = _read_json(os.path.splitext(shard)[0] + ".json")
+    if (manifest.get("format") == data_lib.MANIFEST_FORMAT
+        and isinstance(manifest.get("done"), list)):
+      out.extend(str(p) for p in manifest["done"])
+      continue
+    for raw in tf.data.TFRecordDataset(shard):
+      example = tf.train.Example.FromString(raw.numpy())
+      out.append(example.features.feature["source/path"].bytes_list.value[0].decode("utf-8"))
+  return out
+
+
+def check_coverage(table: Dict[str, np.ndarray], pattern: str, cache_dir: str) -> int:
+  """Number of records; raises FaceGCNError (one line) when some have no cached fit."""
+  names = record_paths(pattern)
+  missing = [n for n in names if n not in table]
+  if missing:
+    raise FaceGCNError(
+        f"{len(missing)} of {len(names)} records have no coarse coefficients in '{cache_dir}' "
+        f"(e.g. '{missing[0]}'); run: python scripts/fit_data.py --data='{pattern}'")
+  return len(names)
+
+
+__all__ = ["CACHE_FORMAT", "FitSummary", "check_coverage", "default_cache_dir", "fit_records",
+           "load_coarse_coeffs", "read_cache_file", "record_paths", "shard_cache_path"]

@@ -1,0 +1,269 @@
+"""GCN texture training, coarse-fit cache and per-image refinement on synthetic ICT faces.
+
+Tiny TFRecords are written with `data.dataset.write_dataset` from faces of the
+coarse ICT model (9,409 vertices) rendered with a striped, high-frequency
+albedo over photo backgrounds; `coarse_fits.fit_records` fits them with a
+short schedule. The trainer runs `configs/smoke.cfg`'s settings (112 px,
+light widths, GAN with one critic step).
+"""
+
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from tensorflow.python.framework import config as tf_config
+
+from facegcn_tf.data import dataset as data_lib
+from facegcn_tf.data.alignment import AlignedFace, AlignTransform
+from facegcn_tf.data.detection import Detection
+from facegcn_tf.data.face_mask import FaceMasks
+from facegcn_tf.data.preprocess import PreparedFace
+from facegcn_tf.fitting.fitter import FitConfig
+from facegcn_tf.morphable.ict import load_ict
+from facegcn_tf.render.camera import Camera
+from facegcn_tf.render.random_faces import random_coefficients
+from facegcn_tf.render.renderer import FaceRenderer
+from facegcn_tf.training import coarse_fits
+from facegcn_tf.training import gcn_trainer
+from facegcn_tf.training import generator_spec
+from facegcn_tf.training import per_image
+from facegcn_tf.training import refinement_inputs as ri
+from facegcn_tf.training import runtime as rt
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RECORD_SIZE = 224
+NUM_FACES = 4
+TINY_FIT = FitConfig(landmark_steps=30, photo_steps=10, refine_steps=0)
+
+
+def striped_albedo(model, frequency=14.0):
+  """[V, 3] in [0, 1]: the mean albedo times vertical stripes (a detail no PCA albedo has)."""
+  x = model.mean_shape[:, 0]
+  span = x.max() - x.min()
+  stripes = 0.5 + 0.5 * np.sign(np.sin(2 * np.pi * frequency * (x - x.min()) / span))
+  tint = np.stack([1.0 - 0.35 * stripes, 1.0 - 0.1 * stripes, 1.0 - 0.45 * stripes], -1)
+  return np.clip(model.mean_albedo * tint, 0.0, 1.0).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def face_model():
+  return load_ict(subdivide=False)
+
+
+@pytest.fixture(scope="module")
+def synthetic(face_model):
+  """NUM_FACES striped faces at 224 px: images 0..255, masks, landmarks, true coefficients."""
+  renderer = FaceRenderer(face_model, Camera())
+  coeffs = random_coefficients(face_model.layout, NUM_FACES, seed=3, max_yaw_deg=20,
+                               texture_scale=0.0)
+  albedo = np.broadcast_to(striped_albedo(face_model), (NUM_FACES,) + face_model.mean_albedo.shape)
+  out = renderer.render(tf.constant(coeffs), vertex_colors=tf.constant(albedo))
+  rng = np.random.default_rng(0)
+  background = rng.uniform(40, 200, (NUM_FACES, 1, 1, 3)).astype(np.float32)
+  mask = out.mask.numpy()
+  images = np.clip(out.image.numpy() * 255, 0, 255) * mask[..., None] + background * (
+      1 - mask[..., None])
+  return {"images": images.astype(np.float32), "mask": mask, "coeffs": coeffs,
+          "landmarks": renderer.landmarks(out.geometry).numpy()}
+
+
+def _prepared(synthetic, i):
+  image = np.round(synthetic["images"][i]).astype(np.uint8)
+  mask = synthetic["mask"][i] > 0.5
+  lm = synthetic["landmarks"][i]
+  points5 = np.stack([lm[36:42].mean(0), lm[42:48].mean(0), lm[30], lm[48], lm[54]])
+  eye = np.eye(2, 3)
+  transform = AlignTransform(matrix=eye, inverse=eye, scale=1.0, translation=np.zeros(2),
+                             size=RECORD_SIZE, source_shape=(RECORD_SIZE, RECORD_SIZE))
+  return PreparedFace(
+      aligned=AlignedFace(image=image, valid=np.ones_like(mask), points5=points5,
+                          transform=transform),
+      masks=FaceMasks(region=mask, skin=mask, face=mask), landmarks68=lm,
+      dense=np.zeros((468, 3)), detection=Detection(np.array([0, 0, 224, 224.0]), 1.0, points5),
+      source_path=f"face{i}.png", source_size=(RECORD_SIZE, RECORD_SIZE))
+
+
+@pytest.fixture(scope="module")
+def records(tmp_path_factory, synthetic, face_model):
+  """Two shards of synthetic faces plus their (briefly) fitted coarse coefficients."""
+  out = tmp_path_factory.mktemp("records")
+  names = [f"face{i}.png" for i in range(NUM_FACES)]
+  data_lib.write_dataset(names, str(out), lambda n: _prepared(synthetic, int(n[4])),
+                         shard_size=2)
+  pattern = str(out / "faces-*.tfrecord")
+  summary = coarse_fits.fit_records(pattern, FaceRenderer(face_model), batch_size=2,
+                                    fit_config=TINY_FIT)
+  return pattern, summary
+
+
+# ---- coarse-fit cache -----------------------------------------------------------------------
+
+
+def test_fit_records_fits_every_record_once_and_resumes(records, face_model):
+  pattern, summary = records
+  assert summary.fitted == NUM_FACES and summary.already_done == 0 and summary.shards == 2
+  table = coarse_fits.load_coarse_coeffs(summary.cache_dir, face_model.layout, face_model.name)
+  assert sorted(table) == [f"face{i}.png" for i in range(NUM_FACES)]
+  assert all(v.shape == (face_model.layout.total,) and np.all(np.isfinite(v))
+             for v in table.values())
+  # A second run finds everything done and rewrites nothing.
+  files = sorted(os.listdir(summary.cache_dir))
+  stamps = [os.stat(os.path.join(summary.cache_dir, f)).st_mtime_ns for f in files]
+  again = coarse_fits.fit_records(pattern, FaceRenderer(face_model), batch_size=2,
+                                  fit_config=TINY_FIT)
+  assert again.fitted == 0 and again.already_done == NUM_FACES
+  assert [os.stat(os.path.join(summary.cache_dir, f)).st_mtime_ns for f in files] == stamps
+
+
+def test_fit_records_resumes_a_partial_shard(records, face_model, tmp_path):
+  pattern, summary = records
+  cache = tmp_path / "cache"
+  cache.mkdir()
+  # Keep only the first record of shard 0: the rerun must fit exactly the other three.
+  first = coarse_fits.read_cache_file(os.path.join(summary.cache_dir, "faces-00000.npz"))
+  np.savez(cache / "faces-00000.npz", **{k: (v[:1] if k in (
+      "paths", "coeffs", "photo_loss", "landmark_loss") else v) for k, v in first.items()})
+  result = coarse_fits.fit_records(pattern, FaceRenderer(face_model), cache_dir=str(cache),
+                                   batch_size=2, fit_config=TINY_FIT)
+  assert result.fitted == NUM_FACES - 1 and result.already_done == 1
+  table = coarse_fits.load_coarse_coeffs(str(cache), face_model.layout)
+  assert len(table) == NUM_FACES
+
+
+def test_cache_errors_are_one_line(records, face_model, tmp_path):
+  pattern, summary = records
+  with pytest.raises(Exception, match="fit_data.py") as err:
+    coarse_fits.load_coarse_coeffs(str(tmp_path), face_model.layout, face_model.name, pattern)
+  assert "\n" not in str(err.value)
+  table = coarse_fits.load_coarse_coeffs(summary.cache_dir, face_model.layout)
+  table.pop("face2.png")
+  with pytest.raises(Exception, match="1 of 4 records have no coarse coefficients"):
+    coarse_fits.check_coverage(table, pattern, summary.cache_dir)
+  with pytest.raises(ValueError, match="fitted with face model 'ict_coarse', not 'bfm'"):
+    coarse_fits.load_coarse_coeffs(summary.cache_dir, face_model.layout, "bfm")
+
+
+# ---- training -------------------------------------------------------------------------------
+
+
+def _scalars(event_dir):
+  """{tag: [(step, value)]} from the TensorBoard event files under `event_dir`."""
+  out = {}
+  for root, _, files in os.walk(event_dir):
+    for name in files:
+      if "tfevents" not in name:
+        continue
+      for event in tf.compat.v1.train.summary_iterator(os.path.join(root, name)):
+        for value in event.summary.value:
+          array = tf.make_ndarray(value.tensor)
+          if array.ndim == 0:
+            out.setdefault(value.tag, []).append((event.step, float(array)))
+  return {k: [v for _, v in sorted(vals)] for k, vals in out.items()}
+
+
+def test_smoke_config_trains_and_the_losses_fall(records, tmp_path):
+  pattern, _ = records
+  out = tmp_path / "smoke"
+  proc = subprocess.run(
+      [sys.executable, os.path.join(REPO, "scripts", "train.py"), "--flagfile=configs/smoke.cfg",
+       f"--data={pattern}", f"--output_dir={out}", "--progress=false"],
+      cwd=REPO, capture_output=True, text=True, timeout=600)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert "gcn: started at step 0, now at step 12" in proc.stdout
+  scalars = _scalars(out / "tensorboard")
+  pixel, vertex = scalars["loss/pixel"], scalars["loss/vertex_albedo"]
+  assert len(pixel) == 12
+  assert np.mean(pixel[-3:]) < 0.8 * np.mean(pixel[:3])
+  assert np.mean(vertex[-3:]) < 0.8 * np.mean(vertex[:3])
+  # The σ ramp (2 epochs of 2 steps), the critic from the second step on, the lr.
+  np.testing.assert_allclose(scalars["sigma/sigma1"][:5], [0, 0.25, 0.5, 0.75, 1.0], atol=1e-6)
+  assert len(scalars["critic/loss"]) == 11
+  assert all(np.isfinite(scalars["critic/gradient_penalty"]))
+  np.testing.assert_allclose(scalars["lr/generator"][0], 1e-3, rtol=1e-6)
+  # Exported generator + checkpoints.
+  assert (out / generator_spec.WEIGHTS_FILE).is_file() and (out / generator_spec.SPEC_FILE).is_file()
+  assert sorted(p.name for p in (out / "checkpoints").glob("ckpt-*.index")) == [
+      "ckpt-12.index", "ckpt-6.index"]
+
+
+def _trainer(out_dir, pattern, face_model, steps):
+  # Eager steps: no tracing (tens of seconds per trainer here); the traced path runs in
+  # the smoke test. Resume exactness is about what the checkpoint holds either way.
+  keras.utils.set_random_seed(0)
+  runtime = rt.RuntimeConfig(output_dir=str(out_dir), checkpoint_every=0, summary_every=0,
+                             image_summary_every=0, progress=False, seed=5, run_eagerly=True)
+  config = gcn_trainer.GCNTrainConfig(
+      runtime=runtime, data=pattern, batch_size=2, steps=steps, learning_rate=1e-3,
+      face_model="ict_coarse", image_size=64, decoder_widths="8,8,8,8", refiner_widths="8,8",
+      ramp_epochs=1.0, critic_steps=1, shuffle_buffer=4)
+  return gcn_trainer.GCNTrainer(config, face_model=face_model)
+
+
+def _weights(trainer):
+  models = [trainer.generator, trainer.critic]
+  opts = [trainer.generator_optimizer, trainer.critic_optimizer]
+  return ([v.numpy() for m in models for v in m.weights]
+          + [v.numpy() for o in opts for v in o.variables])
+
+
+def test_checkpoint_resume_is_bit_identical(records, face_model, tmp_path):
+  pattern, _ = records
+  tf.config.experimental.enable_op_determinism()
+  try:
+    straight = _trainer(tmp_path / "straight", pattern, face_model, 4)
+    straight.train()
+    first = _trainer(tmp_path / "resumed", pattern, face_model, 2)
+    first.train()
+    del first  # "killed" after its checkpoint at step 2
+    second = _trainer(tmp_path / "resumed", pattern, face_model, 4)
+    result = second.train()
+  finally:
+    tf_config.disable_op_determinism()  # not exported under tf.config
+  assert result.first_step == 2 and result.last_step == 4
+  a, b = _weights(straight), _weights(second)
+  assert len(a) == len(b) and len(a) > 10
+  for x, y in zip(a, b):
+    np.testing.assert_array_equal(x, y)
+  # The run really moved: weights differ from a fresh start.
+  fresh = _weights(_trainer(tmp_path / "fresh", pattern, face_model, 4))
+  assert any(not np.array_equal(x, y) for x, y in zip(a, fresh))
+
+
+def test_paper_config_without_bfm_fails_with_one_line(tmp_path):
+  from facegcn_tf.errors import AssetNotFoundError
+  from facegcn_tf.morphable import bfm
+  try:
+    bfm.find_bfm()
+    pytest.skip("a BFM file is installed here")
+  except AssetNotFoundError:
+    pass
+  env = dict(os.environ)
+  proc = subprocess.run(
+      [sys.executable, os.path.join(REPO, "scripts", "train.py"), "--flagfile=configs/paper.cfg",
+       f"--data={tmp_path}/none-*.tfrecord", f"--output_dir={tmp_path}/run"],
+      cwd=REPO, capture_output=True, text=True, timeout=300, env=env)
+  assert proc.returncode != 0
+  lines = [l for l in proc.stderr.strip().splitlines() if l.startswith("train.py: error:")]
+  assert len(lines) == 1, proc.stderr[-2000:]
+  assert "BFM" in lines[0] and f"{tmp_path}/none-*.tfrecord" in lines[0]
+
+
+def _flags(name):
+  with open(os.path.join(REPO, "configs", name), encoding="utf-8") as f:
+    lines = [l.strip() for l in f if l.strip() and not l.startswith("#")]
+  return dict(l.split("=", 1) if l.count("=") == 1 else l.rsplit("=", 1) for l in lines)
+
+
+def test_smoke_config_differs_from_the_paper_only_in_size_and_speed():
+  paper, smoke = _flags("paper.cfg"), _flags("smoke.cfg")
+  differs = {k for k in set(paper) | set(smoke) if paper.get(k) != smoke.get(k)}
+  assert differs == {
+      "--face_model", "--output_dir", "--batch_size", "--epochs", "--steps", "--learning_rate",
+      "--image_size", "--set=decoder_widths", "--set=refiner_widths", "--set=ramp_epochs",
+      "--set=critic_steps", "--set=shuffle_buffer", "--checkpoint_every", "--max_to_keep",
+      "--summary_every", "--image_summary_every"}
+  assert paper["--face_model"] == "bfm" and paper["--set=loss_variant"] == "paper"
