@@ -226,3 +226,40 @@ def evaluate_photo(renderer: FaceRenderer, prepared, name: str,
                      psnr_db=float(psnr),
                      mean_face_landmark_nme=float(landmark_nme(mean_face[0], landmarks[0])),
                      converged=bool(result.converged[0]), seconds=seconds, overlay=panel)
+
+
+def photo_preprocessor(model):
+  """A `data.preprocess.FacePreprocessor` aligning photos to `model`'s own 5-point template."""
+  from facegcn_tf.data import alignment  # pylint: disable=import-outside-toplevel
+  from facegcn_tf.data.preprocess import FacePreprocessor  # pylint: disable=import-outside-toplevel
+  template5 = alignment.five_point_template(model.mean_shape[model.landmarks68])
+  return FacePreprocessor(template5)
+
+
+def example_photos() -> Dict[str, np.ndarray]:
+  """The public-domain portraits shipped with scikit-image and matplotlib."""
+  import matplotlib.cbook  # pylint: disable=import-outside-toplevel
+  import matplotlib.image  # pylint: disable=import-outside-toplevel
+  import skimage.data  # pylint: disable=import-outside-toplevel
+  with matplotlib.cbook.get_sample_data("grace_hopper.jpg") as f:
+    hopper = np.asarray(matplotlib.image.imread(f, format="jpg"))
+  return {"astronaut": skimage.data.astronaut(), "grace_hopper": hopper}
+
+
+def synthetic_table(report: SyntheticReport) -> str:
+  """Markdown table of a `SyntheticReport` summary."""
+  lines = ["| metric | value |", "| --- | ---: |"]
+  for name, value in report.summary().items():
+    lines.append(f"| {name} | {value:.3g} |")
+  return "\n".join(lines)
+
+
+def photo_table(reports: Sequence[PhotoReport]) -> str:
+  """Markdown table of `PhotoReport`s."""
+  lines = ["| photo | landmark NME (fit) | landmark NME (mean shape, fitted pose) | "
+           "masked PSNR (dB) | converged | fit seconds |",
+           "| --- | ---: | ---: | ---: | --- | ---: |"]
+  for r in reports:
+    lines.append(f"| {r.name} | {100 * r.landmark_nme:.2f}% | {100 * r.mean_face_landmark_nme:.2f}% "
+                 f"| {r.psnr_db:.2f} | {r.converged} | {r.seconds:.1f} |")
+  return "\n".join(lines)

@@ -7,21 +7,24 @@ whose rendering best explains the photo under Deep3DFace's losses
 
 1. **Pose start** (`FitConfig.init_pose`): OpenCV PnP between the landmarks and
    the model's mean-shape landmark vertices (`pose_init`).
-2. **Stage "landmarks"**: pose, identity and expression against the landmark
-   loss and the coefficient prior. Only the 68 landmark vertices are posed, so
-   a step costs well under a millisecond.
-3. **Lighting start** (`FitConfig.init_appearance`): the 27 SH coefficients in
-   closed form, by ridge least squares between the mean albedo lit at the
-   visible vertices inside the face mask and the photo's colours there.
+2. **Stages "pose" and "landmarks"**: the pose alone, then pose, identity and
+   expression, against the landmark loss and the coefficient prior (a rigid
+   stage first keeps the shape from bending to absorb a wrong head rotation).
+   Only the 68 landmark vertices are posed, so a step costs about a millisecond.
+3. **Appearance start** (`FitConfig.init_appearance`): albedo and SH lighting
+   coefficients in closed form, by alternating ridge least squares between the
+   lit albedo at the visible vertices inside the face mask and the photo's
+   colours there (`Fitter.initial_appearance`).
 4. **Stage "photometric"**: everything, with the photometric, landmark,
    regulariser, reflectance and gamma losses (plus the identity loss when an
    identity encoder is given), rendered at `FitConfig.photo_size` (112 px by
    default: a quarter of the pixels).
-5. **Stage "refine"**: the same at the renderer's own resolution.
+5. **Stage "refine"** (off by default): the same at the renderer's own
+   resolution.
 
 Each stage runs Adam (`adam.adam_update`) with one learning rate per
-coefficient group and a cosine decay to `final_lr_fraction`, inside one
-`tf.function` step per stage. The objective is the SUM of the per-image losses,
+coefficient group, constant for most of the stage and then decayed (cosine) to
+`final_lr_fraction` (`lr_scale`), inside one `tf.function` step per stage. The objective is the SUM of the per-image losses,
 so the images of a batch do not influence each other (Adam normalises each
 coefficient separately). ICT expression weights are kept in [0, 1] by
 projection (clipping after every step): a sigmoid would make inactive
@@ -50,7 +53,8 @@ from facegcn_tf.render import lighting
 from facegcn_tf.render import sampling
 from facegcn_tf.render.renderer import FaceRenderer, Rendering
 
-STAGES = ("landmarks", "photometric", "refine")
+STAGES = ("pose", "landmarks", "photometric", "refine")
+_POSE = ("angles", "trans")
 _POSE_AND_SHAPE = ("id", "exp", "angles", "trans")
 
 
@@ -76,14 +80,16 @@ class FitConfig:
   """Settings of `fit`.
 
   Attributes:
-    landmark_steps: steps of the landmark stage.
+    pose_steps: steps of the rigid stage (pose only, landmark loss).
+    landmark_steps: steps of the landmark stage (pose, identity, expression).
     photo_steps: steps of the low-resolution photometric stage.
     photo_size: render side (px) of the photometric stage.
     refine_steps: steps of the full-resolution photometric stage.
     learning_rates: Adam step sizes per coefficient group.
-    final_lr_fraction: each stage's learning rate decays (cosine) to this
-      fraction of its start.
-    weights: loss weights (Deep3DFace's by default).
+    final_lr_fraction, decay_fraction: each stage keeps its learning rates for
+      the first (1 - decay_fraction) of its steps, then decays them (cosine) to
+      final_lr_fraction of their value.
+    weights: loss weights; None: `fit_weights(model)`.
     exp_range: (low, high) bounds of the expression coefficients, None for
       none, or "auto": [0, 1] for ICT models (blendshape weights), none
       otherwise (BFM's PCA expressions).
@@ -92,33 +98,37 @@ class FitConfig:
       (`Fitter.initial_appearance`; else mean albedo, ambient light).
     init_ridge: ridge weight of those least squares, relative to the mean
       diagonal of the normal equations.
-    convergence_window, convergence_tol: an image counts as converged when its
-      loss changed by less than `convergence_tol` (relative) over the last
-      `convergence_window` steps of the last stage that ran.
+    convergence_window, convergence_tol: an image counts as converged when the
+      mean of its loss over the last `convergence_window` steps of the last
+      stage differs by less than `convergence_tol` (relative) from the mean
+      over the window before (`converged_flags`).
   """
+  pose_steps: int = 100
   landmark_steps: int = 200
-  photo_steps: int = 300
+  photo_steps: int = 500
   photo_size: int = 112
-  refine_steps: int = 60
+  refine_steps: int = 0
   learning_rates: LearningRates = LearningRates()
   final_lr_fraction: float = 0.1
-  weights: losses.LossWeights = losses.LossWeights()
+  decay_fraction: float = 0.2
+  weights: Optional[losses.LossWeights] = None
   exp_range: Union[str, None, Tuple[float, float]] = "auto"
   init_pose: bool = True
   init_appearance: bool = True
-  init_ridge: float = 1e-3
-  convergence_window: int = 20
-  convergence_tol: float = 5e-3
+  init_ridge: float = 0.1
+  convergence_window: int = 25
+  convergence_tol: float = 1e-2
 
   def __post_init__(self):
-    for name in ("landmark_steps", "photo_steps", "refine_steps", "convergence_window"):
+    for name in ("pose_steps", "landmark_steps", "photo_steps", "refine_steps", "convergence_window"):
       value = getattr(self, name)
       if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
         raise ValueError(f"FitConfig.{name} must be an int >= 0, got {value!r}")
     if not (isinstance(self.photo_size, (int, np.integer)) and self.photo_size >= 16):
       raise ValueError(f"FitConfig.photo_size must be an int >= 16, got {self.photo_size!r}")
-    if not 0 < self.final_lr_fraction <= 1:
-      raise ValueError(f"FitConfig.final_lr_fraction must be in (0, 1], got {self.final_lr_fraction}")
+    if not (0 < self.final_lr_fraction <= 1 and 0 <= self.decay_fraction <= 1):
+      raise ValueError(f"FitConfig.final_lr_fraction must be in (0, 1] and decay_fraction in "
+                       f"[0, 1], got {self.final_lr_fraction}, {self.decay_fraction}")
     if not (self.init_ridge >= 0 and self.convergence_tol > 0):
       raise ValueError("FitConfig.init_ridge must be >= 0 and convergence_tol > 0")
     if self.exp_range not in ("auto", None):
@@ -126,8 +136,8 @@ class FitConfig:
       if not low < high:
         raise ValueError(f"FitConfig.exp_range must be (low, high) with low < high, "
                          f"got {self.exp_range!r}")
-    if not isinstance(self.weights, losses.LossWeights):
-      raise ValueError("FitConfig.weights must be a LossWeights")
+    if self.weights is not None and not isinstance(self.weights, losses.LossWeights):
+      raise ValueError("FitConfig.weights must be a LossWeights or None")
     if not isinstance(self.learning_rates, LearningRates):
       raise ValueError("FitConfig.learning_rates must be a LearningRates")
 
@@ -156,26 +166,54 @@ class FitResult:
   initial_pose: Tuple[np.ndarray, np.ndarray]
 
 
+def fit_weights(model) -> losses.LossWeights:
+  """Loss weights for fitting one image (Deep3DFace's, adapted; see docs/fitting.md).
+
+  * reg 1e-4 instead of 3e-4: Deep3DFace's weight was set for a regressor
+    trained over a data set; per image it over-shrinks the shape (on synthetic
+    faces the true coefficients score a HIGHER total loss than the fit).
+  * ICT models: reg_exp 7.2 = 0.8 x 3^2. A BFM expression coefficient is in
+    units of one standard deviation, an ICT blendshape weight of 1 is a full
+    expression, about 3 standard deviations.
+  """
+  exp = 0.8 * 3.0 ** 2 if model.name.startswith("ict") else 0.8
+  return losses.LossWeights(reg=1e-4, reg_exp=exp)
+
+
 def default_exp_range(model) -> Optional[Tuple[float, float]]:
   """[0, 1] for ICT blendshape weights, None (unbounded) for other models."""
   return (0.0, 1.0) if model.name.startswith("ict") else None
 
 
-def cosine_lr_scale(step: int, steps: int, final_fraction: float) -> float:
-  """Learning-rate factor at 0-based `step` of `steps`: 1 -> `final_fraction`, cosine."""
-  if steps <= 1:
+def lr_scale(step: int, steps: int, final_fraction: float, decay_fraction: float) -> float:
+  """Learning-rate factor at 0-based `step` of `steps`.
+
+  1 for the first (1 - decay_fraction) of the steps, then a cosine decay to
+  `final_fraction` at the last step.
+  """
+  decay_steps = int(round(decay_fraction * steps))
+  start = steps - decay_steps
+  if decay_steps <= 1 or step < start:
     return 1.0
-  progress = step / (steps - 1)
+  progress = (step - start) / (decay_steps - 1)
   return final_fraction + (1.0 - final_fraction) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
 def converged_flags(history: np.ndarray, window: int, tol: float) -> np.ndarray:
-  """[steps, B] per-image losses -> [B] bool: relative change over the last `window` < tol."""
+  """[steps, B] per-image losses -> [B] bool.
+
+  True where the mean loss of the last `window` steps differs from the mean of
+  the `window` steps before by less than `tol` (relative) and is finite.
+  Windows shrink to half the history when it is shorter than 2 x `window`.
+  """
   history = np.asarray(history, np.float64)
-  if history.ndim != 2 or history.shape[0] < 2:
-    return np.zeros([history.shape[-1] if history.ndim == 2 else 0], bool)
-  window = max(1, min(window, history.shape[0] - 1))
-  last, before = history[-1], history[-1 - window]
+  if history.ndim != 2:
+    raise ValueError(f"history must be [steps, B], got shape {history.shape}")
+  window = min(window, history.shape[0] // 2)
+  if window < 1:
+    return np.zeros([history.shape[1]], bool)
+  last = history[-window:].mean(axis=0)
+  before = history[-2 * window:-window].mean(axis=0)
   change = np.abs(last - before) / np.maximum(np.abs(before), 1e-12)
   return np.isfinite(last) & (change < tol)
 
@@ -244,7 +282,7 @@ class Fitter:
     self.size = renderer.image_size
     self.exp_range = (default_exp_range(self.model) if config.exp_range == "auto"
                       else config.exp_range)
-    self._weights = config.weights
+    self.weights = config.weights if config.weights is not None else fit_weights(self.model)
     self._skin = tf.constant(self.model.skin_mask.astype(np.float32))
     lm = self.model.landmarks68
     self._lm_points = self.model.mean_shape[lm]
@@ -259,6 +297,7 @@ class Fitter:
       return FaceRenderer(self.model, renderer.camera.resized(size))
 
     self._stages = (
+        _Stage("pose", config.pose_steps, None, _POSE),
         _Stage("landmarks", config.landmark_steps, None, _POSE_AND_SHAPE),
         _Stage("photometric", config.photo_steps,
                stage_renderer(config.photo_size) if config.photo_steps else None, COEFF_NAMES),
@@ -287,7 +326,7 @@ class Fitter:
   def loss_terms(self, params: Dict[str, tf.Tensor], data: Dict[str, tf.Tensor],
                  renderer: Optional[FaceRenderer]):
     """Per-image loss terms ({name: [B]}) and the rendering (None without renderer)."""
-    w = self._weights
+    w = self.weights
     terms = {
         "landmark": losses.landmark_loss(self.project_landmarks(params), data["landmarks"],
                                          image_size=self.size),
@@ -323,7 +362,7 @@ class Fitter:
       with tf.GradientTape() as tape:
         tape.watch(variables)
         terms, _ = self.loss_terms(params, data, stage.renderer)
-        per_image = losses.total_loss(terms, self._weights)
+        per_image = losses.total_loss(terms, self.weights)
         objective = tf.reduce_sum(per_image)
       grads = tape.gradient(objective, variables)
       new_params, new_m, new_v = dict(params), {}, {}
@@ -447,7 +486,7 @@ class Fitter:
       v = {name: tf.zeros_like(params[name]) for name in stage.trainable}
       record = []
       for i in range(stage.steps):
-        scale = cosine_lr_scale(i, stage.steps, config.final_lr_fraction)
+        scale = lr_scale(i, stage.steps, config.final_lr_fraction, config.decay_fraction)
         params, m, v, per_image = step(params, m, v, tf.constant(i + 1.0),
                                        tf.constant(scale, tf.float32), data)
         record.append(per_image)
@@ -459,7 +498,7 @@ class Fitter:
       final_data["photo_features"] = photo_features
     terms, rendering = self.loss_terms(params, final_data, self.renderer)
     final = {name: value.numpy() for name, value in terms.items()}
-    final["total"] = losses.total_loss(terms, self._weights).numpy()
+    final["total"] = losses.total_loss(terms, self.weights).numpy()
     last = [h for h in history.values()]
     converged = (converged_flags(last[-1], config.convergence_window, config.convergence_tol)
                  if last else np.zeros([batch], bool))
