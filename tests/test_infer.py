@@ -18,7 +18,7 @@ EXPECTED = [".obj", ".mtl", "_texture.png", ".ply", ".glb", "_coarse_texture.png
 
 def run_infer(*args):
   cmd = [sys.executable, str(ROOT / "scripts" / "infer.py"), "--progress=false",
-         "--fit_steps=0.15", "--texture_size=256", "--batch_size=2", *args]
+         "--fit_steps=0.15", "--refine_steps=15", "--texture_size=256", "--batch_size=2", *args]
   return subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=ROOT)
 
 
@@ -57,6 +57,8 @@ def test_every_promised_file_is_written_and_reloads(first_run):
   model = load_model(report["model"])
   assert len(report["coefficients"]["id"]) == model.layout.n_id
   assert report["losses"]["landmark_nme"] < 0.1
+  # The fine stage ran (GCN per-image refinement) and is measured beside the coarse one.
+  assert report["losses"]["refine_psnr_fine"] > 0 and "psnr_fine_db" in report["losses"]
   ply = trimesh.load(out / "astronaut.ply", process=False)
   assert len(ply.vertices) == model.num_vertices and len(ply.faces) == model.num_triangles
   glb = trimesh.load(out / "astronaut.glb", force="mesh", process=False)
@@ -124,7 +126,7 @@ def test_rnet_checkpoint_gives_feed_forward_coefficients(tmp_path, astronaut):
   photos.mkdir()
   cv2.imwrite(str(photos / "a.png"), astronaut[..., ::-1])
   result = run_infer(f"--input={photos}", f"--output_dir={tmp_path / 'out'}",
-                     f"--rnet_checkpoint={weights}", "--formats=json")
+                     f"--rnet_checkpoint={weights}", "--formats=json", "--refine_steps=0")
   assert result.returncode == 0, result.stderr[-3000:]
   report = json.loads((tmp_path / "out" / "a.json").read_text())
   # An untrained R-Net's heads are zero-initialised: every coefficient is exactly 0, which

@@ -115,7 +115,7 @@ class Settings:
   all_faces: bool = False
   batch_size: int = 4
   fit_config: FitConfig = FitConfig()
-  refine_steps: int = 0
+  refine_steps: int = 100
   rnet_checkpoint: Optional[str] = None
   gcn_checkpoint: Optional[str] = None
   formats: Tuple[str, ...] = writer.DEFAULT_FORMATS
