@@ -1,8 +1,8 @@
 """GCN texture training, coarse-fit cache and per-image refinement on synthetic ICT faces.
 
-Tiny TFRecords are written with `data.dataset.write_dataset` from faces of the
-coarse ICT model (9,409 vertices) rendered with a striped, high-frequency
-albedo over photo backgrounds; `coarse_fits.fit_records` fits them with a
+Tiny TFRecords (`synthetic_records`: the data pipeline's writer) hold faces of
+the coarse ICT model (9,409 vertices) rendered with a striped, high-frequency
+albedo over flat backgrounds; `coarse_fits.fit_records` fits them with a
 short schedule. The trainer runs `configs/smoke.cfg`'s settings (112 px,
 light widths, GAN with one critic step).
 """
@@ -17,15 +17,9 @@ import pytest
 import tensorflow as tf
 from tensorflow.python.framework import config as tf_config
 
-from facegcn_tf.data import dataset as data_lib
-from facegcn_tf.data.alignment import AlignedFace, AlignTransform
-from facegcn_tf.data.detection import Detection
-from facegcn_tf.data.face_mask import FaceMasks
-from facegcn_tf.data.preprocess import PreparedFace
 from facegcn_tf.fitting.fitter import FitConfig
 from facegcn_tf.morphable.ict import load_ict
 from facegcn_tf.render.camera import Camera
-from facegcn_tf.render.random_faces import random_coefficients
 from facegcn_tf.render.renderer import FaceRenderer
 from facegcn_tf.training import coarse_fits
 from facegcn_tf.training import gcn_trainer
@@ -33,20 +27,11 @@ from facegcn_tf.training import generator_spec
 from facegcn_tf.training import per_image
 from facegcn_tf.training import refinement_inputs as ri
 from facegcn_tf.training import runtime as rt
+from facegcn_tf.training import synthetic_records
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-RECORD_SIZE = 224
 NUM_FACES = 4
 TINY_FIT = FitConfig(landmark_steps=30, photo_steps=10, refine_steps=0)
-
-
-def striped_albedo(model, frequency=14.0):
-  """[V, 3] in [0, 1]: the mean albedo times vertical stripes (a detail no PCA albedo has)."""
-  x = model.mean_shape[:, 0]
-  span = x.max() - x.min()
-  stripes = 0.5 + 0.5 * np.sign(np.sin(2 * np.pi * frequency * (x - x.min()) / span))
-  tint = np.stack([1.0 - 0.35 * stripes, 1.0 - 0.1 * stripes, 1.0 - 0.45 * stripes], -1)
-  return np.clip(model.mean_albedo * tint, 0.0, 1.0).astype(np.float32)
 
 
 @pytest.fixture(scope="module")
@@ -55,46 +40,21 @@ def face_model():
 
 
 @pytest.fixture(scope="module")
-def synthetic(face_model):
-  """NUM_FACES striped faces at 224 px: images 0..255, masks, landmarks, true coefficients."""
-  renderer = FaceRenderer(face_model, Camera())
-  coeffs = random_coefficients(face_model.layout, NUM_FACES, seed=3, max_yaw_deg=20,
-                               texture_scale=0.0)
-  albedo = np.broadcast_to(striped_albedo(face_model), (NUM_FACES,) + face_model.mean_albedo.shape)
-  out = renderer.render(tf.constant(coeffs), vertex_colors=tf.constant(albedo))
-  rng = np.random.default_rng(0)
-  background = rng.uniform(40, 200, (NUM_FACES, 1, 1, 3)).astype(np.float32)
-  mask = out.mask.numpy()
-  images = np.clip(out.image.numpy() * 255, 0, 255) * mask[..., None] + background * (
-      1 - mask[..., None])
-  return {"images": images.astype(np.float32), "mask": mask, "coeffs": coeffs,
-          "landmarks": renderer.landmarks(out.geometry).numpy()}
-
-
-def _prepared(synthetic, i):
-  image = np.round(synthetic["images"][i]).astype(np.uint8)
-  mask = synthetic["mask"][i] > 0.5
-  lm = synthetic["landmarks"][i]
-  points5 = np.stack([lm[36:42].mean(0), lm[42:48].mean(0), lm[30], lm[48], lm[54]])
-  eye = np.eye(2, 3)
-  transform = AlignTransform(matrix=eye, inverse=eye, scale=1.0, translation=np.zeros(2),
-                             size=RECORD_SIZE, source_shape=(RECORD_SIZE, RECORD_SIZE))
-  return PreparedFace(
-      aligned=AlignedFace(image=image, valid=np.ones_like(mask), points5=points5,
-                          transform=transform),
-      masks=FaceMasks(region=mask, skin=mask, face=mask), landmarks68=lm,
-      dense=np.zeros((468, 3)), detection=Detection(np.array([0, 0, 224, 224.0]), 1.0, points5),
-      source_path=f"face{i}.png", source_size=(RECORD_SIZE, RECORD_SIZE))
+def written(tmp_path_factory, face_model):
+  """NUM_FACES striped faces in two shards (see `synthetic_records`)."""
+  return synthetic_records.write_records(str(tmp_path_factory.mktemp("records")), face_model,
+                                         count=NUM_FACES, shard_size=2)
 
 
 @pytest.fixture(scope="module")
-def records(tmp_path_factory, synthetic, face_model):
-  """Two shards of synthetic faces plus their (briefly) fitted coarse coefficients."""
-  out = tmp_path_factory.mktemp("records")
-  names = [f"face{i}.png" for i in range(NUM_FACES)]
-  data_lib.write_dataset(names, str(out), lambda n: _prepared(synthetic, int(n[4])),
-                         shard_size=2)
-  pattern = str(out / "faces-*.tfrecord")
+def synthetic(written):
+  return written["faces"]
+
+
+@pytest.fixture(scope="module")
+def records(written, face_model):
+  """The shards' glob and their (briefly) fitted coarse coefficients."""
+  pattern = written["pattern"]
   summary = coarse_fits.fit_records(pattern, FaceRenderer(face_model), batch_size=2,
                                     fit_config=TINY_FIT)
   return pattern, summary
@@ -173,21 +133,22 @@ def test_smoke_config_trains_and_the_losses_fall(records, tmp_path):
        f"--data={pattern}", f"--output_dir={out}", "--progress=false"],
       cwd=REPO, capture_output=True, text=True, timeout=600)
   assert proc.returncode == 0, proc.stderr[-3000:]
-  assert "gcn: started at step 0, now at step 12" in proc.stdout
+  assert "gcn: started at step 0, now at step 24" in proc.stdout
   scalars = _scalars(out / "tensorboard")
   pixel, vertex = scalars["loss/pixel"], scalars["loss/vertex_albedo"]
-  assert len(pixel) == 12
-  assert np.mean(pixel[-3:]) < 0.8 * np.mean(pixel[:3])
-  assert np.mean(vertex[-3:]) < 0.8 * np.mean(vertex[:3])
+  assert len(pixel) == 24
+  # Two alternating-ish batches: compare the first and last 4 steps.
+  assert np.mean(pixel[-4:]) < 0.85 * np.mean(pixel[:4]), pixel
+  assert np.mean(vertex[-4:]) < 0.7 * np.mean(vertex[:4]), vertex
   # The σ ramp (2 epochs of 2 steps), the critic from the second step on, the lr.
   np.testing.assert_allclose(scalars["sigma/sigma1"][:5], [0, 0.25, 0.5, 0.75, 1.0], atol=1e-6)
-  assert len(scalars["critic/loss"]) == 11
+  assert len(scalars["critic/loss"]) == 23
   assert all(np.isfinite(scalars["critic/gradient_penalty"]))
   np.testing.assert_allclose(scalars["lr/generator"][0], 1e-3, rtol=1e-6)
   # Exported generator + checkpoints.
   assert (out / generator_spec.WEIGHTS_FILE).is_file() and (out / generator_spec.SPEC_FILE).is_file()
   assert sorted(p.name for p in (out / "checkpoints").glob("ckpt-*.index")) == [
-      "ckpt-12.index", "ckpt-6.index"]
+      "ckpt-12.index", "ckpt-24.index"]
 
 
 def _trainer(out_dir, pattern, face_model, steps):
@@ -267,3 +228,63 @@ def test_smoke_config_differs_from_the_paper_only_in_size_and_speed():
       "--set=critic_steps", "--set=shuffle_buffer", "--checkpoint_every", "--max_to_keep",
       "--summary_every", "--image_summary_every"}
   assert paper["--face_model"] == "bfm" and paper["--set=loss_variant"] == "paper"
+
+
+# ---- per-image refinement -------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def encoder(face_model):
+  from facegcn_tf.data import alignment
+  from facegcn_tf.networks import identity
+  template5 = alignment.five_point_template(face_model.mean_shape[face_model.landmarks68])
+  return identity.build_identity_encoder("dlib", template5=template5)
+
+
+def test_per_image_refinement_recovers_a_striped_texture(synthetic, face_model, encoder):
+  size = 112
+  renderer = FaceRenderer(face_model, Camera().resized(size))
+  images = tf.image.resize(synthetic["images"][:1], [size, size], method="area").numpy()
+  mask = tf.image.resize(synthetic["mask"][:1, ..., None], [size, size], method="area")
+  mask = (mask.numpy()[..., 0] > 0.99).astype(np.float32)
+  coeffs = synthetic["coeffs"][:1]  # true geometry and light; coarse albedo = the plain mean
+  refiner = per_image.PerImageRefiner(renderer, encoder, per_image.PerImageConfig(steps=60))
+  result = refiner(images, coeffs, mask)
+  psnr_coarse, psnr_fine = result.figures["psnr_coarse"][0], result.figures["psnr_fine"][0]
+  assert psnr_fine > psnr_coarse + 4.0, (psnr_coarse, psnr_fine)
+  # The stripes are in the recovered albedo: closer to the truth than the coarse albedo
+  # on the vertices the photo shows.
+  truth = synthetic["albedo"]
+  inputs = ri.build_inputs(renderer, images, coeffs, mask)
+  seen = inputs.sampled.numpy()[0, :, 3] > 0
+  fine_err = np.abs(result.fine_albedo[0] - truth)[seen].mean()
+  coarse_err = np.abs(result.coarse_albedo[0] - truth)[seen].mean()
+  assert fine_err < 0.6 * coarse_err, (fine_err, coarse_err)
+  assert result.fine_albedo.min() >= 0 and result.fine_albedo.max() <= 1
+  assert result.history["pixel"].shape == (60, 1)
+  assert result.history["pixel"][-5:].mean() < 0.5 * result.history["pixel"][:5].mean()
+  # A second call starts from the same initial state: the same result, bit for bit.
+  again = refiner(images, coeffs, mask)
+  np.testing.assert_array_equal(again.fine_albedo, result.fine_albedo)
+
+
+def test_refine_for_inference_contract(synthetic, face_model, encoder):
+  size = 64
+  renderer = FaceRenderer(face_model, Camera().resized(size))
+  images = tf.image.resize(synthetic["images"][:2], [size, size], method="area").numpy()
+  mask = tf.image.resize(synthetic["mask"][:2, ..., None], [size, size]).numpy()[..., 0]
+  fine, figures = per_image.refine_for_inference(renderer, images, synthetic["coeffs"][:2],
+                                                 mask, encoder, steps=3)
+  assert fine.shape == (2, face_model.mean_shape.shape[0], 3) and fine.dtype == np.float32
+  assert 0.0 <= fine.min() and fine.max() <= 1.0
+  for key in ("psnr_coarse", "psnr_fine", "identity_coarse", "identity_fine", "loss_pixel",
+              "seconds"):
+    assert figures[key].shape == (2,) and np.all(np.isfinite(figures[key])), key
+  # The caching callable gives the same results, call after call.
+  cached = per_image.InferenceRefiner()
+  for _ in range(2):
+    again, _ = cached(renderer, images, synthetic["coeffs"][:2], mask, encoder, 3)
+    np.testing.assert_array_equal(again, fine)
+  with pytest.raises(ValueError, match="coeffs must be"):
+    per_image.refine_for_inference(renderer, images, synthetic["coeffs"][:2, :10], mask,
+                                   encoder, steps=1)

@@ -90,7 +90,7 @@ class GCNTrainConfig:
       generator step. critic_norm: "batch" (official), "layer" or "none".
     per_sample_epsilon: one interpolation ε per image (WGAN-GP) or one per
       batch (official).
-    shuffle_buffer, seed: data order.
+    shuffle_buffer, seed: data order and initial weights.
   """
   runtime: rt.RuntimeConfig
   data: str
@@ -216,7 +216,7 @@ def check_inputs_exist(config: GCNTrainConfig) -> None:
     problems.append(f"no TFRecord files match --data='{config.data}' (make them with "
                     "scripts/prepare_data.py)")
   if problems:
-    raise FaceGCNError("; ".join(problems))
+    raise FaceGCNError("; ".join(p.rstrip(".") for p in problems))
 
 
 class GCNTrainer:
@@ -267,6 +267,7 @@ class GCNTrainer:
     self.spec = config.generator_spec(feature_dim, face_model.name)
     self.hierarchy = spec_lib.build_hierarchy(face_model, self.spec)
     self._critic_on = config.gan and config.critic_steps > 0
+    keras.utils.set_random_seed(config.seed)  # reproducible initial weights
     with self.runtime.scope():
       with self.runtime.policy_scope():
         self.generator = spec_lib.build_generator(self.spec, self.hierarchy)

@@ -5,24 +5,30 @@ never released and training needs a face-photo data set), the paper's networks
 and losses can still refine a coarse texture by optimising the generator's
 weights on the photo itself, deep-image-prior style:
 
-* the same `TextureGenerator` (decoder + refiner + combine net) and the same
-  generator objective (`refinement_step.forward`) as training, without the
-  adversarial term (that needs a trained critic);
-* σ at the end of the training schedule — σ1 = 1 (pixel + 0.2 identity),
-  σ4 small (`PerImageConfig.sigma4`, default 0.1; it keeps T' near the coarse
-  albedo where the photo says nothing and pulls the lit colours towards T_p);
+* the same `TextureGenerator` (residual decoder + residual refiner + combine
+  net, the paper's widths) and the same generator objective
+  (`refinement_step.forward`) as training;
+* σ at the end of the training schedule: σ1 = 1 (L_pix + 0.2 L_id), σ4 small
+  (`PerImageConfig.sigma4`, default 0.1: it keeps T' near the coarse albedo
+  where the photo says nothing and pulls the lit colours towards T_p);
+* no adversarial term by default (the paper's needs a critic trained on a
+  data set); `adversarial=True` trains a critic on the fly for ablations;
 * Adam on the generator's weights for a fixed number of steps with a cosine
-  learning-rate decay, from a fresh initialisation (seeded) or from a
-  trained generator (`checkpoint`, written by ``train.py --stage=gcn``).
+  learning-rate decay, from a seeded fresh initialisation (the Combine Net's
+  kernel scaled down so T' starts near 0, not in tanh's saturated tails) or
+  from a trained generator (`checkpoint`, written by ``train.py --stage=gcn``).
 
-Speed: the full-width generator costs ~1.5 s per fwd+bwd on the 37k-vertex
-face on this CPU, so the per-image default is a lighter one (decoder widths
-16,8,8,8; refiner widths 8,16): same layers, ~1/5 of the time. With a
-checkpoint its own widths are used.
+Speed / convergence: with the paper's Chebyshev order K = 6 a fwd+bwd of the
+generator costs ~1.5 s on the 37k-vertex face on this CPU and, from a random
+start, the K = 6 filters blur so much that fine detail takes hundreds of
+steps to appear. Per-image refinement therefore uses K = 2 (each graph
+convolution sees the 1-ring; the hierarchy still gives a large receptive
+field): ~3x cheaper per step and much faster to fit (measured in
+docs/refinement.md). With a checkpoint, the checkpoint's own settings are used.
 
-Each image is refined independently by default (its own generator), so a
-result does not depend on what else is in the batch; `joint=True` optimises
-one generator on the whole batch instead.
+Each image is refined independently by default (the same initial weights,
+its own optimisation), so a result does not depend on what else is in the
+batch; `joint=True` optimises one generator on the whole batch instead.
 """
 
 import dataclasses
@@ -33,6 +39,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from facegcn_tf.networks import critic as critic_lib
 from facegcn_tf.networks import identity as identity_lib
 from facegcn_tf.training import generator_spec as spec_lib
 from facegcn_tf.training import losses
@@ -59,6 +66,11 @@ class PerImageConfig:
     output_init_scale: scales the Combine Net's initial kernel so that T'
       starts near 0 instead of in tanh's saturated tails (1 = plain He init).
     mask_visibility: T_p's visibility also needs the face mask.
+    adversarial: add σ3 L_adv with a WGAN-GP critic trained ON THE FLY on the
+      photo (real) against the overlays (fake), `critic_steps` critic updates
+      (Adam, `critic_learning_rate`) after each generator step. Not the
+      paper's critic (trained on a data set); for the ablation only.
+    adv_weight, gp_weight, critic_norm: σ3, λ and the critic's normalisation.
     joint: one generator for the whole batch instead of one per image.
     seed: initialisation seed (results are reproducible).
   """
@@ -70,14 +82,20 @@ class PerImageConfig:
   id_weight: float = 0.2
   vertex_loss: bool = True
   loss_variant: str = "paper"
-  decoder_widths: str = "16,8,8,8"
-  refiner_widths: str = "8,16"
+  decoder_widths: str = ""
+  refiner_widths: str = ""
   refiner: str = "residual"
   decoder: str = "residual"
   activation: str = "relu"
-  order: int = 6
+  order: int = 2
   output_init_scale: float = 0.1
   mask_visibility: bool = True
+  adversarial: bool = False
+  adv_weight: float = 1e-3
+  critic_steps: int = 1
+  critic_learning_rate: float = 1e-4
+  critic_norm: str = "layer"
+  gp_weight: float = 10.0
   joint: bool = False
   seed: int = 0
 
@@ -86,7 +104,11 @@ class PerImageConfig:
       raise ValueError(f"steps must be an int >= 0, got {self.steps!r}")
     if not (self.learning_rate > 0 and 0 < self.final_lr_fraction <= 1):
       raise ValueError("learning_rate must be > 0 and final_lr_fraction in (0, 1]")
-    for name in ("sigma1", "sigma4", "id_weight", "output_init_scale"):
+    if isinstance(self.critic_steps, bool) or not isinstance(self.critic_steps, int) \
+        or self.critic_steps < 1:
+      raise ValueError(f"critic_steps must be an int >= 1, got {self.critic_steps!r}")
+    for name in ("sigma1", "sigma4", "id_weight", "output_init_scale", "adv_weight",
+                 "critic_learning_rate", "gp_weight"):
       value = getattr(self, name)
       if not (isinstance(value, (int, float)) and np.isfinite(value) and value >= 0):
         raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
@@ -112,10 +134,14 @@ class RefinementResult:
     mask: [B, S, S] the composite / loss mask M.
     figures: per image [B]: "psnr_coarse", "psnr_fine" (dB, inside M),
       "identity_coarse", "identity_fine" (dlib distance photo <-> overlay),
-      and the final unweighted loss terms "loss_<name>".
+      "albedo_change_unseen" (mean |T' - T| in [0, 1] units over the vertices
+      T_p does not see: how far the texture drifts where the photo says
+      nothing), and the final unweighted loss terms "loss_<name>".
     history: loss term -> [steps, G] values during the optimisation (G = B images,
       or 1 with `joint`).
     seconds: wall time of the optimisation (all images).
+    first_step_seconds: [G] wall time of each group's first step (it includes
+      the one-time tracing of the step on a refiner's first call).
   """
   fine_albedo: np.ndarray
   coarse_albedo: np.ndarray
@@ -127,6 +153,7 @@ class RefinementResult:
   figures: Dict[str, np.ndarray]
   history: Dict[str, np.ndarray]
   seconds: float
+  first_step_seconds: np.ndarray
 
 
 class PerImageRefiner:
@@ -157,10 +184,12 @@ class PerImageRefiner:
       self.spec = config.spec(model.name, dim)
     self.hierarchy = spec_lib.build_hierarchy(model, self.spec)
     self.loss_config = refinement_step.loss_config(config.loss_variant, config.id_weight,
-                                                   adversarial=False)
+                                                   config.adv_weight,
+                                                   adversarial=config.adversarial)
     self._pairs = model.symmetry_pairs if self.loss_config.symmetry_weight > 0 else None
     self._skin = model.skin_mask if self.loss_config.skin_variance_weight > 0 else None
     self._generator = None
+    self._critic = None
 
   def _build(self):
     """The generator, its optimizer, their initial state and the traced step (once)."""
@@ -178,7 +207,18 @@ class PerImageRefiner:
     optimizer = keras.optimizers.Adam(schedule, epsilon=1e-8)
     optimizer.build(generator.trainable_variables)
     self._generator, self._optimizer = generator, optimizer
-    self._initial = [v.numpy() for v in generator.weights + list(optimizer.variables)]
+    state = generator.weights + list(optimizer.variables)
+    critic = critic_optimizer = None
+    if cfg.adversarial:
+      size = self.renderer.image_size
+      critic = critic_lib.ImageCritic(norm=cfg.critic_norm, name="critic")
+      critic.build((None, size, size, 3))
+      critic_optimizer = keras.optimizers.Adam(cfg.critic_learning_rate, epsilon=1e-8)
+      critic_optimizer.build(critic.trainable_variables)
+      state += critic.weights + list(critic_optimizer.variables)
+    self._critic, self._state = critic, state
+    self._initial = [v.numpy() for v in state]
+    self._rng = tf.random.Generator.from_seed(cfg.seed)
 
     @tf.function
     def step(inputs):
@@ -186,15 +226,26 @@ class PerImageRefiner:
         out = self._forward(inputs)
       grads = tape.gradient(out.terms["total"], generator.trainable_variables)
       optimizer.apply_gradients(zip(grads, generator.trainable_variables))
-      return out.terms
+      terms = dict(out.terms)
+      if critic is not None:
+        fake = tf.stop_gradient(out.overlay)
+        for _ in range(cfg.critic_steps):
+          epsilon = self._rng.uniform(tf.stack([tf.shape(fake)[0], 1, 1, 1]))
+          with tf.GradientTape() as tape:
+            closs = losses.critic_loss(critic, inputs.image, fake, cfg.gp_weight,
+                                       training=True, epsilon=epsilon)
+          cgrads = tape.gradient(closs, critic.trainable_variables)
+          critic_optimizer.apply_gradients(zip(cgrads, critic.trainable_variables))
+        terms["critic"] = closs
+      return terms
 
     self._step = step
 
   def _reset(self):
     """Back to the initial weights and a fresh optimizer state."""
-    for var, value in zip(self._generator.weights + list(self._optimizer.variables),
-                          self._initial):
+    for var, value in zip(self._state, self._initial):
       var.assign(value)
+    self._rng.reset_from_seed(self.config.seed)
 
   def _sigma4(self):
     return self.config.sigma4 if self.config.vertex_loss else 0.0
@@ -203,16 +254,22 @@ class PerImageRefiner:
     return refinement_step.forward(
         self._generator, self.renderer, inputs, sigma1=self.config.sigma1,
         sigma4=self._sigma4(), loss_config=self.loss_config, encoder=self.encoder,
-        symmetry_pairs=self._pairs, skin_mask=self._skin, training=True)
+        critic=self._critic, symmetry_pairs=self._pairs, skin_mask=self._skin, training=True)
 
   def _optimise(self, inputs: ri.RefinementInputs):
     """Fits the generator (from its initial state) to one group; returns (outputs, history)."""
     if self._generator is None:
       self._build()
     self._reset()
-    records = [self._step(inputs) for _ in range(self.config.steps)]
+    records, first = [], 0.0
+    for i in range(self.config.steps):
+      start = time.perf_counter()
+      records.append(self._step(inputs))
+      if i == 0:
+        float(records[0]["total"])
+        first = time.perf_counter() - start
     history = {k: np.array([float(r[k]) for r in records]) for k in records[0]} if records else {}
-    return self._forward(inputs), history
+    return self._forward(inputs), history, first
 
   def _per_image_terms(self, inputs, out):
     """Final unweighted loss terms per image ({"loss_<name>": [B]})."""
@@ -225,6 +282,8 @@ class PerImageRefiner:
           sampled=one.sampled, image=one.image, rendering=out.rendering[b:b + 1],
           pixel_mask=one.mask, real_features=one.features,
           fake_features=None if out.fake_features is None else out.fake_features[b:b + 1],
+          fake_scores=(self._critic(out.overlay[b:b + 1], training=False)
+                       if self._critic is not None else None),
           lit_coarse=one.lit_coarse, symmetry_pairs=self._pairs, skin_mask=self._skin,
           config=self.loss_config)
       for k, v in values.items():
@@ -253,12 +312,12 @@ class PerImageRefiner:
     seconds = time.perf_counter() - start
     out = refinement_step.RefinementOutputs(**{
         name: (None if getattr(results[0][0], name) is None else
-               tf.concat([getattr(o, name) for o, _ in results], axis=0))
+               tf.concat([getattr(r[0], name) for r in results], axis=0))
         for name in refinement_step.RefinementOutputs._fields if name != "terms"}, terms={})
     history = {}
     if results[0][1]:
       for k in results[0][1]:
-        history[k] = np.stack([h[k] for _, h in results], axis=1)   # [steps, groups]
+        history[k] = np.stack([r[1][k] for r in results], axis=1)   # [steps, groups]
     figures = self._per_image_terms(inputs, out)
     figures["psnr_coarse"] = ri.masked_psnr(inputs.image, inputs.coarse_render,
                                             inputs.mask).numpy()
@@ -268,6 +327,10 @@ class PerImageRefiner:
         inputs.features, self.encoder(ri.to_255(coarse_overlay))).numpy()
     figures["identity_fine"] = identity_lib.identity_distance(
         inputs.features, self.encoder(ri.to_255(out.overlay))).numpy()
+    unseen = 1.0 - inputs.sampled[..., 3]
+    change = tf.reduce_mean(tf.abs(out.fine_albedo - inputs.coarse_albedo), axis=-1) * 0.5
+    figures["albedo_change_unseen"] = (tf.reduce_sum(change * unseen, axis=1) / tf.maximum(
+        tf.reduce_sum(unseen, axis=1), 1.0)).numpy()
     covered = inputs.coverage[..., tf.newaxis]
     return RefinementResult(
         fine_albedo=ri.to_unit(out.fine_albedo).numpy(),
@@ -276,7 +339,7 @@ class PerImageRefiner:
         render=(ri.to_unit(tf.clip_by_value(out.rendering, -1.0, 1.0)) * covered).numpy(),
         coarse_render=(ri.to_unit(inputs.coarse_render) * covered).numpy(),
         overlay=ri.to_unit(out.overlay).numpy(), mask=inputs.mask.numpy(), figures=figures,
-        history=history, seconds=seconds)
+        history=history, seconds=seconds, first_step_seconds=np.array([r[2] for r in results]))
 
 
 def _take(inputs: ri.RefinementInputs, index: slice) -> ri.RefinementInputs:
@@ -292,6 +355,39 @@ def refine(renderer, images, coeffs, face_mask, encoder, config: PerImageConfig 
                                                                 features)
 
 
+def _inference_outputs(result: RefinementResult):
+  figures = dict(result.figures)
+  batch = result.fine_albedo.shape[0]
+  figures["seconds"] = np.full([batch], result.seconds / max(batch, 1))
+  return result.fine_albedo.astype(np.float32), figures
+
+
+class InferenceRefiner:
+  """`refine_for_inference` as a callable that keeps its refiner (and traced step) between calls.
+
+  Pass an instance as `export.batch.Reconstructor(refine_fn=...)`: batches
+  after the first then skip the generator set-up and the step's tracing.
+
+  Args:
+    checkpoint: optional exported generator to start from.
+    config: settings (its `steps` is replaced by each call's `steps`).
+  """
+
+  def __init__(self, checkpoint: Optional[str] = None,
+               config: PerImageConfig = PerImageConfig()):
+    self.checkpoint = checkpoint
+    self.config = config
+    self._refiners = {}
+
+  def __call__(self, renderer, images, coeffs, face_mask, identity_encoder, steps: int):
+    key = (id(renderer), id(identity_encoder), int(steps))
+    if key not in self._refiners:
+      config = dataclasses.replace(self.config, steps=int(steps))
+      self._refiners[key] = (renderer, identity_encoder, PerImageRefiner(
+          renderer, identity_encoder, config, self.checkpoint))
+    return _inference_outputs(self._refiners[key][2](images, coeffs, face_mask))
+
+
 def refine_for_inference(renderer, images, coeffs, face_mask, identity_encoder, steps: int,
                          checkpoint: Optional[str] = None):
   """The fine stage of ``scripts/infer.py`` (`export.batch.Reconstructor`'s `refine_fn`).
@@ -303,18 +399,17 @@ def refine_for_inference(renderer, images, coeffs, face_mask, identity_encoder, 
     steps: optimisation steps per image.
     checkpoint: optional exported generator to start from.
 
+  Each call sets up (and traces) a new refiner; `InferenceRefiner` keeps one.
+
   Returns:
     (fine albedo [B, V, 3] float32 in [0, 1], {figure: [B]}) with figures
     psnr_coarse / psnr_fine (dB inside the loss mask), identity_coarse /
     identity_fine, the final loss terms, and seconds (per image).
   """
   config = PerImageConfig(steps=int(steps))
-  result = refine(renderer, images, coeffs, face_mask, identity_encoder, config, checkpoint)
-  figures = dict(result.figures)
-  batch = result.fine_albedo.shape[0]
-  figures["seconds"] = np.full([batch], result.seconds / max(batch, 1))
-  return result.fine_albedo.astype(np.float32), figures
+  return _inference_outputs(refine(renderer, images, coeffs, face_mask, identity_encoder, config,
+                                   checkpoint))
 
 
-__all__ = ["PerImageConfig", "PerImageRefiner", "RefinementResult", "refine",
+__all__ = ["InferenceRefiner", "PerImageConfig", "PerImageRefiner", "RefinementResult", "refine",
            "refine_for_inference"]
