@@ -33,6 +33,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 # name -> module with make_config(runtime, **settings) and train(config).
 STAGES = {
     "rnet": "facegcn_tf.training.rnet_trainer",
+    "gcn": "facegcn_tf.training.gcn_trainer",
 }
 
 _STAGE = flags.DEFINE_string("stage", None, f"What to train: {', '.join(STAGES)}.", required=True)
