@@ -94,6 +94,23 @@ def test_fit_records_resumes_a_partial_shard(records, face_model, tmp_path):
   assert len(table) == NUM_FACES
 
 
+def test_fit_data_script_skips_what_is_cached_and_names_missing_data(records, tmp_path):
+  pattern, summary = records
+  script = os.path.join(REPO, "scripts", "fit_data.py")
+  proc = subprocess.run([sys.executable, script, f"--data={pattern}", "--face_model=ict_coarse",
+                         "--identity=none", "--progress=false"],
+                        cwd=REPO, capture_output=True, text=True, timeout=300)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  assert f"fitted 0 records, {NUM_FACES} already done, 2 shards" in proc.stdout
+  assert summary.cache_dir in proc.stdout
+  proc = subprocess.run([sys.executable, script, f"--data={tmp_path}/none-*.tfrecord"],
+                        cwd=REPO, capture_output=True, text=True, timeout=300)
+  assert proc.returncode != 0
+  assert proc.stderr.strip().splitlines()[-1] == (
+      f"fit_data.py: error: no TFRecord files match --data='{tmp_path}/none-*.tfrecord' "
+      "(make them with scripts/prepare_data.py)")
+
+
 def test_cache_errors_are_one_line(records, face_model, tmp_path):
   pattern, summary = records
   with pytest.raises(Exception, match="fit_data.py") as err:
@@ -288,3 +305,23 @@ def test_refine_for_inference_contract(synthetic, face_model, encoder):
   with pytest.raises(ValueError, match="coeffs must be"):
     per_image.refine_for_inference(renderer, images, synthetic["coeffs"][:2, :10], mask,
                                    encoder, steps=1)
+
+
+def test_refinement_inputs_reject_bad_input(synthetic, face_model):
+  renderer = FaceRenderer(face_model, Camera().resized(64))
+  images = tf.image.resize(synthetic["images"][:1], [64, 64]).numpy()
+  mask = np.ones([1, 64, 64], np.float32)
+  coeffs = synthetic["coeffs"][:1]
+  inputs = ri.build_inputs(renderer, images, coeffs, mask)
+  assert inputs.sampled.shape == (1, face_model.mean_shape.shape[0], 4)
+  vis = inputs.sampled.numpy()[0, :, 3]
+  assert set(np.unique(vis)) <= {0.0, 1.0} and 0 < vis.mean() < 1
+  np.testing.assert_array_equal(inputs.sampled.numpy()[0, vis == 0, :3], 0.0)
+  with pytest.raises(ValueError, match=r"\[0, 1\] floats"):
+    ri.build_inputs(renderer, images / 255.0, coeffs, mask)
+  with pytest.raises(ValueError, match="NaN"):
+    ri.build_inputs(renderer, images, coeffs * np.nan, mask)
+  with pytest.raises(ValueError, match="images must be"):
+    ri.build_inputs(renderer, images[:, :32], coeffs, mask)
+  with pytest.raises(ValueError, match="batch sizes"):
+    ri.build_inputs(renderer, np.concatenate([images, images]), coeffs, np.concatenate([mask, mask]))

@@ -82,6 +82,19 @@ def _check_batch(images, coeffs, face_mask, renderer):
   return face_mask
 
 
+def _check_values(images, coeffs, face_mask):
+  for name, x in (("images", images), ("coeffs", coeffs), ("face_mask", face_mask)):
+    if not bool(tf.reduce_all(tf.math.is_finite(x))):
+      raise ValueError(f"{name} contain NaN or inf")
+  low, high = float(tf.reduce_min(images)), float(tf.reduce_max(images))
+  if low < -1.0 or high > 256.0:
+    raise ValueError(f"images must be RGB in [0, 255], got values in [{low:g}, {high:g}]")
+  if high <= 1.0:
+    raise ValueError("images look like [0, 1] floats; pass RGB in [0, 255]")
+  if float(tf.reduce_min(face_mask)) < 0.0 or float(tf.reduce_max(face_mask)) > 1.0:
+    raise ValueError("face_mask must hold values in [0, 1]")
+
+
 def build_inputs(renderer, images, coeffs, face_mask, encoder=None, features=None,
                  mask_visibility: bool = True) -> RefinementInputs:
   """Coarse geometry, T, T_p, lit coarse colours, masks and identity features of a batch.
@@ -102,11 +115,17 @@ def build_inputs(renderer, images, coeffs, face_mask, encoder=None, features=Non
 
   Returns:
     `RefinementInputs` (no gradients flow back into `coeffs`).
+
+  Raises:
+    ValueError: wrong shapes; in eager mode also NaN/inf, images not in
+      0..255 (or apparently in [0, 1]) or a mask outside [0, 1].
   """
   images = tf.cast(tf.convert_to_tensor(images), tf.float32)
   coeffs = tf.stop_gradient(tf.cast(tf.convert_to_tensor(coeffs), tf.float32))
   face_mask = tf.cast(tf.convert_to_tensor(face_mask), tf.float32)
   face_mask = _check_batch(images, coeffs, face_mask, renderer)
+  if tf.executing_eagerly():  # value checks (inside tf.function the data pipeline's job)
+    _check_values(images, coeffs, face_mask)
   geometry = renderer.geometry(coeffs)
   raster = renderer.rasterize(geometry)
   coverage = tf.stop_gradient(raster.mask)
