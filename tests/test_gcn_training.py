@@ -7,6 +7,7 @@ short schedule. The trainer runs `configs/smoke.cfg`'s settings (112 px,
 light widths, GAN with one critic step).
 """
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -142,7 +143,7 @@ def _scalars(event_dir):
   return {k: [v for _, v in sorted(vals)] for k, vals in out.items()}
 
 
-def test_smoke_config_trains_and_the_losses_fall(records, tmp_path):
+def test_smoke_config_trains_and_the_losses_fall(records, tmp_path, face_model, synthetic, encoder):
   pattern, _ = records
   out = tmp_path / "smoke"
   proc = subprocess.run(
@@ -166,6 +167,19 @@ def test_smoke_config_trains_and_the_losses_fall(records, tmp_path):
   assert (out / generator_spec.WEIGHTS_FILE).is_file() and (out / generator_spec.SPEC_FILE).is_file()
   assert sorted(p.name for p in (out / "checkpoints").glob("ckpt-*.index")) == [
       "ckpt-12.index", "ckpt-24.index"]
+  # The exported generator loads (for its face model only) and runs feed-forward.
+  generator, spec = generator_spec.load_generator(str(out), face_model)
+  assert spec.refiner_widths == "8,16" and spec.order == 6 and spec.face_model == "ict_coarse"
+  with pytest.raises(ValueError, match="trained on face model 'ict_coarse'"):
+    generator_spec.load_generator(str(out), dataclasses.replace(face_model, name="bfm"))
+  renderer = FaceRenderer(face_model, Camera().resized(112))
+  images = tf.image.resize(synthetic["images"][:1], [112, 112], method="area").numpy()
+  mask = np.ones([1, 112, 112], np.float32)
+  result = per_image.refine(renderer, images, synthetic["coeffs"][:1], mask, encoder,
+                            per_image.PerImageConfig(steps=0), checkpoint=str(out))
+  inputs = ri.build_inputs(renderer, images, synthetic["coeffs"][:1], mask, encoder=encoder)
+  expected = ri.to_unit(generator(ri.generator_inputs(inputs))).numpy()
+  np.testing.assert_allclose(result.fine_albedo, expected, atol=1e-6)
 
 
 def _trainer(out_dir, pattern, face_model, steps):

@@ -35,7 +35,7 @@ import tensorflow as tf
 
 from facegcn_tf.data import alignment
 from facegcn_tf.data import dataset as data_lib
-from facegcn_tf.errors import FaceGCNError
+from facegcn_tf.errors import AssetNotFoundError, FaceGCNError
 from facegcn_tf.morphable import load_model
 from facegcn_tf.morphable.model import MorphableModel
 from facegcn_tf.networks import critic as critic_lib
@@ -206,7 +206,6 @@ def select_examples(batch: Dict[str, tf.Tensor], size: int, mask_key: str) -> Di
 
 def check_inputs_exist(config: GCNTrainConfig) -> None:
   """One-line FaceGCNError naming everything missing (face-model file, data), before any work."""
-  from facegcn_tf.errors import AssetNotFoundError  # pylint: disable=import-outside-toplevel
   problems = []
   try:
     load_model(config.face_model, config.face_model_path)
