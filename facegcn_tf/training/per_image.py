@@ -257,7 +257,11 @@ class PerImageRefiner:
         critic=self._critic, symmetry_pairs=self._pairs, skin_mask=self._skin, training=True)
 
   def _optimise(self, inputs: ri.RefinementInputs):
-    """Fits the generator (from its initial state) to one group; returns (outputs, history)."""
+    """Fits the generator (from its initial state) to one group.
+
+    Returns:
+      (outputs, history {term: [steps]}, seconds of the first step).
+    """
     if self._generator is None:
       self._build()
     self._reset()
