@@ -69,11 +69,11 @@ def test_fit_recovers_pose_and_most_of_the_shape(renderer, model, faces):
   for b in range(2):
     error = evaluation.shape_error_mm(fitted_shape[b], true_shape[b])
     baseline = evaluation.shape_error_mm(model.mean_shape, true_shape[b])
-    assert error < 0.6 * baseline, (b, error, baseline)
+    assert error < 0.45 * baseline, (b, error, baseline)   # landmarks alone reach ~0.65
   # Expressions stay blendshape weights.
   assert fitted[:, s["exp"]].min() >= 0.0 and fitted[:, s["exp"]].max() <= 1.0
   # The final photometric loss is small: the render explains the photo.
-  assert np.all(result.losses["photo"] < 0.03), result.losses["photo"]
+  assert np.all(result.losses["photo"] < 0.02), result.losses["photo"]
 
 
 def test_landmark_fitting_converges_from_a_30_degree_yaw_error(renderer):
@@ -194,6 +194,8 @@ def test_bad_inputs_raise_clear_errors(renderer, faces, model):
     fitter_lib.FitConfig(photo_size=4)
   with pytest.raises(ValueError, match="exp_range"):
     fitter_lib.FitConfig(exp_range=(1.0, 0.0))
+  with pytest.raises(ValueError, match="exp_range"):
+    fitter_lib.FitConfig(exp_range="bounded")
   small = dataclasses.replace(model, albedo_basis=model.albedo_basis[:10],
                               layout=CoeffLayout(model.layout.n_id, model.layout.n_exp, 10))
   with pytest.raises(ValueError, match="layout"):

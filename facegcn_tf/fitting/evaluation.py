@@ -6,7 +6,9 @@
   one over the model's vertices (the ICT model is itself the face area); the
   pose error is the angle of the rotation between the fitted and the true head
   rotation. The mean face (all coefficients 0) is scored the same way as the
-  baseline.
+  baseline. For ICT the error is also reported on the inner face alone
+  (`inner_face_vertices`, aligned on that region), which leaves out the neck
+  and the sides that a photo shows least.
 * Real photos (`evaluate_photo`): the photo goes through the data pipeline
   (MTCNN, MediaPipe landmarks mapped to iBUG-68, Deep3DFace alignment to the
   model's own template, face mask); scores are the 68-landmark error of the
@@ -83,6 +85,23 @@ def masked_psnr(image: np.ndarray, rendered: np.ndarray, mask: np.ndarray) -> np
   return 10.0 * np.log10(255.0 ** 2 / np.maximum(mse, 1e-12))
 
 
+def inner_face_vertices(model) -> Optional[np.ndarray]:
+  """Vertex ids of ICT's "narrow face" (forehead to chin, no neck or sides), else None.
+
+  The ICT file records how many of its first vertices form the narrow inner
+  face; subdivision keeps the coarse vertices' indices, so those ids also name
+  the inner-face corners of the subdivided mesh.
+  """
+  if not model.name.startswith("ict"):
+    return None
+  from facegcn_tf import assets  # pylint: disable=import-outside-toplevel
+  from facegcn_tf.morphable import ict  # pylint: disable=import-outside-toplevel
+  with np.load(assets.find_asset(ict.ICT_RELATIVE_PATH), allow_pickle=False) as data:
+    if "narrow_face_vertex_count" not in data.files:
+      return None
+    return np.arange(int(data["narrow_face_vertex_count"]))
+
+
 def default_backgrounds() -> List[np.ndarray]:
   """Public-domain photos without faces (skimage's coffee cup and cat)."""
   import skimage.data  # pylint: disable=import-outside-toplevel
@@ -94,6 +113,8 @@ class SyntheticReport:
   """Per-face results of `evaluate_synthetic` (arrays of length n)."""
   shape_error_mm: np.ndarray
   mean_face_error_mm: np.ndarray
+  inner_error_mm: np.ndarray
+  inner_mean_face_error_mm: np.ndarray
   rotation_error_deg: np.ndarray
   yaw_deg: np.ndarray
   landmark_rmse_px: np.ndarray
@@ -108,6 +129,8 @@ class SyntheticReport:
         "shape error max (mm)": float(np.max(self.shape_error_mm)),
         "mean face error mean (mm)": float(np.mean(self.mean_face_error_mm)),
         "mean face error median (mm)": float(np.median(self.mean_face_error_mm)),
+        "inner face: shape error mean (mm)": float(np.mean(self.inner_error_mm)),
+        "inner face: mean face error mean (mm)": float(np.mean(self.inner_mean_face_error_mm)),
         "rotation error mean (deg)": float(np.mean(self.rotation_error_deg)),
         "rotation error max (deg)": float(np.max(self.rotation_error_deg)),
         "landmark RMSE mean (px)": float(np.mean(self.landmark_rmse_px)),
@@ -141,7 +164,9 @@ def evaluate_synthetic(renderer: FaceRenderer, count: int = 20, seed: int = 0,
   photos = list(backgrounds) if backgrounds is not None else default_backgrounds()
   fitter = fitter_lib.Fitter(renderer, config=config, fit_renderer=fit_renderer)
   slices = renderer.layout.slices()
+  inner = inner_face_vertices(model)
   shape_err, base_err, rot_err, lm_rmse, converged = [], [], [], [], []
+  inner_err, inner_base = [], []
   seconds = 0.0
   for start in range(0, count, batch_size):
     truth = coeffs[start:start + batch_size]
@@ -156,12 +181,17 @@ def evaluate_synthetic(renderer: FaceRenderer, count: int = 20, seed: int = 0,
     for b in range(len(truth)):
       shape_err.append(shape_error_mm(fitted_shape[b], true_shape[b]))
       base_err.append(shape_error_mm(model.mean_shape, true_shape[b]))
+      if inner is not None:
+        inner_err.append(shape_error_mm(fitted_shape[b], true_shape[b], inner))
+        inner_base.append(shape_error_mm(model.mean_shape, true_shape[b], inner))
     rot_err.extend(rotation_error_deg(fitted[:, slices["angles"]], truth[:, slices["angles"]]))
     projected = renderer.landmarks(result.rendering.geometry).numpy()
     lm_rmse.extend(np.sqrt(np.mean(np.sum(np.square(projected - faces.true_landmarks68), -1), -1)))
     converged.extend(result.converged)
   return SyntheticReport(
       shape_error_mm=np.array(shape_err), mean_face_error_mm=np.array(base_err),
+      inner_error_mm=np.array(inner_err if inner is not None else [np.nan] * count),
+      inner_mean_face_error_mm=np.array(inner_base if inner is not None else [np.nan] * count),
       rotation_error_deg=np.array(rot_err),
       yaw_deg=np.degrees(coeffs[:, slices["angles"]][:, 1]),
       landmark_rmse_px=np.array(lm_rmse), converged=np.array(converged),

@@ -10,7 +10,7 @@ whose rendering best explains the photo under Deep3DFace's losses
 2. **Stages "pose" and "landmarks"**: the pose alone, then pose, identity and
    expression, against the landmark loss and the coefficient prior (a rigid
    stage first keeps the shape from bending to absorb a wrong head rotation).
-   Only the 68 landmark vertices are posed, so a step costs about a millisecond.
+   Only the 68 landmark vertices are posed, so a step costs 1-2 ms at batch 8.
 3. **Appearance start** (`FitConfig.init_appearance`): albedo and SH lighting
    coefficients in closed form, by alternating ridge least squares between the
    lit albedo at the visible vertices inside the face mask and the photo's
@@ -131,11 +131,18 @@ class FitConfig:
                        f"[0, 1], got {self.final_lr_fraction}, {self.decay_fraction}")
     if not (self.init_ridge >= 0 and self.convergence_tol > 0):
       raise ValueError("FitConfig.init_ridge must be >= 0 and convergence_tol > 0")
-    if self.exp_range not in ("auto", None):
-      low, high = self.exp_range
+    if self.exp_range is not None and not isinstance(self.exp_range, str):
+      try:
+        low, high = (float(v) for v in self.exp_range)
+      except (TypeError, ValueError):
+        raise ValueError(f"FitConfig.exp_range must be 'auto', None or (low, high), "
+                         f"got {self.exp_range!r}") from None
       if not low < high:
         raise ValueError(f"FitConfig.exp_range must be (low, high) with low < high, "
                          f"got {self.exp_range!r}")
+    elif isinstance(self.exp_range, str) and self.exp_range != "auto":
+      raise ValueError(f"FitConfig.exp_range must be 'auto', None or (low, high), "
+                       f"got {self.exp_range!r}")
     if self.weights is not None and not isinstance(self.weights, losses.LossWeights):
       raise ValueError("FitConfig.weights must be a LossWeights or None")
     if not isinstance(self.learning_rates, LearningRates):
@@ -167,17 +174,24 @@ class FitResult:
 
 
 def fit_weights(model) -> losses.LossWeights:
-  """Loss weights for fitting one image (Deep3DFace's, adapted; see docs/fitting.md).
+  """Loss weights for fitting one image: Deep3DFace's, three of them adapted.
 
   * reg 1e-4 instead of 3e-4: Deep3DFace's weight was set for a regressor
     trained over a data set; per image it over-shrinks the shape (on synthetic
-    faces the true coefficients score a HIGHER total loss than the fit).
+    faces drawn from the model's own prior the true coefficients scored a
+    clearly HIGHER total loss than the fit).
+  * reflectance 0.5 instead of 5.0: the project's stand-in albedo is smooth by
+    construction and its coefficients already carry a prior (w_tex); at 5.0,
+    albedos drawn from that prior pay as much reflectance loss as a good fit's
+    whole photometric residual.
   * ICT models: reg_exp 7.2 = 0.8 x 3^2. A BFM expression coefficient is in
     units of one standard deviation, an ICT blendshape weight of 1 is a full
     expression, about 3 standard deviations.
+
+  See docs/fitting.md for the measurements.
   """
   exp = 0.8 * 3.0 ** 2 if model.name.startswith("ict") else 0.8
-  return losses.LossWeights(reg=1e-4, reg_exp=exp)
+  return losses.LossWeights(reg=1e-4, reflectance=0.5, reg_exp=exp)
 
 
 def default_exp_range(model) -> Optional[Tuple[float, float]]:
@@ -283,7 +297,6 @@ class Fitter:
     self.exp_range = (default_exp_range(self.model) if config.exp_range == "auto"
                       else config.exp_range)
     self.weights = config.weights if config.weights is not None else fit_weights(self.model)
-    self._skin = tf.constant(self.model.skin_mask.astype(np.float32))
     lm = self.model.landmarks68
     self._lm_points = self.model.mean_shape[lm]
     self._lm_mean = tf.constant(self._lm_points)
@@ -356,7 +369,8 @@ class Fitter:
     trainable = stage.trainable
     low_high = self.exp_range
 
-    @tf.function(reduce_retracing=True)
+    # No AutoGraph: the step has no tensor-dependent Python control flow.
+    @tf.function(reduce_retracing=True, autograph=False)
     def step(params, m, v, count, lr_scale, data):
       variables = [params[name] for name in trainable]
       with tf.GradientTape() as tape:
@@ -516,7 +530,8 @@ def fit(renderer: FaceRenderer, images, landmarks68, face_mask, identity_encoder
     images: [B, S, S, 3] float RGB in [0, 255], aligned crops.
     landmarks68: [B, 68, 2] iBUG landmarks (x, y) in the crops' pixel grid.
     face_mask: [B, S, S] in {0, 1} (or [0, 1] weights): pixels the photometric
-      loss may use (skin / face mask).
+      loss may use (skin / face mask). Stages rendering below S use it
+      area-downsampled and thresholded at 0.5.
     identity_encoder: optional identity network; enables the identity loss.
     config: the `FitConfig`.
     fit_renderer: optional renderer of a coarser model with the same
