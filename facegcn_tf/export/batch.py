@@ -16,7 +16,6 @@ Robustness rules (a batch tool's):
 """
 
 import dataclasses
-import functools
 import glob
 import os
 import pathlib
@@ -194,8 +193,8 @@ class Reconstructor:
     self.identity = build_identity_encoder("dlib", template5=self.template5)
     if refine_fn is None and (settings.refine_steps > 0 or settings.gcn_checkpoint):
       from facegcn_tf.training import per_image  # pylint: disable=import-outside-toplevel
-      refine_fn = functools.partial(per_image.refine_for_inference,
-                                    checkpoint=settings.gcn_checkpoint)
+      # One refiner for the whole run: its traced step is reused from batch to batch.
+      refine_fn = per_image.InferenceRefiner(settings.gcn_checkpoint)
     self.refine_fn = refine_fn
     self.rnet = self._load_rnet(settings.rnet_checkpoint) if settings.rnet_checkpoint else None
 
