@@ -64,7 +64,8 @@ def main(argv):
     raise app.UsageError(str(err)) from None
   base = FitConfig()
   scale = _FIT_STEPS.value
-  fit_config = base.replace(landmark_steps=max(1, round(base.landmark_steps * scale)),
+  fit_config = base.replace(pose_steps=round(base.pose_steps * scale),
+                            landmark_steps=max(1, round(base.landmark_steps * scale)),
                             photo_steps=round(base.photo_steps * scale),
                             refine_steps=round(base.refine_steps * scale))
   settings = batch.Settings(

@@ -43,7 +43,8 @@ def run(quick: bool):
   rows = []
   fit_scale = 0.25 if quick else 1.0
   base = FitConfig()
-  fit_config = base.replace(landmark_steps=max(1, round(base.landmark_steps * fit_scale)),
+  fit_config = base.replace(pose_steps=round(base.pose_steps * fit_scale),
+                            landmark_steps=max(1, round(base.landmark_steps * fit_scale)),
                             photo_steps=round(base.photo_steps * fit_scale),
                             refine_steps=round(base.refine_steps * fit_scale))
   refine_steps = 50 if quick else 200
