@@ -37,7 +37,7 @@ _TEXTURE_SIZE = flags.DEFINE_integer("texture_size", 1024, "UV texture side.", l
 _FIT_STEPS = flags.DEFINE_float("fit_steps", 1.0, "Scale of the coarse fitting schedule "
                                 "(1 = default iteration counts; smaller is faster, coarser).",
                                 lower_bound=0.01)
-_REFINE_STEPS = flags.DEFINE_integer("refine_steps", 100, "Per-image GCN refinement steps "
+_REFINE_STEPS = flags.DEFINE_integer("refine_steps", 150, "Per-image GCN refinement steps "
                                      "(0 = export the coarse albedo).", lower_bound=0)
 _RNET_CHECKPOINT = flags.DEFINE_string(
     "rnet_checkpoint", None, "Trained R-Net (rnet.weights.h5 from train.py --stage=rnet) or "

@@ -98,7 +98,7 @@ def main(argv):
   text = "\n".join([
       "# Results on the bundled example photos", "",
       "Made by the README's main command (`scripts/infer.py --input examples --output_dir "
-      "outputs`: ICT face model, analysis-by-synthesis fitting, 100 steps of per-image GCN "
+      "outputs`: ICT face model, analysis-by-synthesis fitting, 150 steps of per-image GCN "
       "refinement, CPU) and `python scripts/make_results_page.py`.", "",
       "## Evaluation", "",
       "`python scripts/evaluate.py --photos=examples --outputs=outputs`. PSNR and SSIM: lit "

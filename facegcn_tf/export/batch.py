@@ -114,7 +114,7 @@ class Settings:
   all_faces: bool = False
   batch_size: int = 4
   fit_config: FitConfig = FitConfig()
-  refine_steps: int = 100
+  refine_steps: int = 150
   rnet_checkpoint: Optional[str] = None
   gcn_checkpoint: Optional[str] = None
   formats: Tuple[str, ...] = writer.DEFAULT_FORMATS
