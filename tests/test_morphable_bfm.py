@@ -224,7 +224,8 @@ def test_missing_model_says_how_to_get_it(tmp_path, monkeypatch):
     morphable.load_model("bfm")
   message = str(err.value)
   for text in ("BFM_model_front.mat", "University of Basel", "convert_bfm.py",
-               "assets/bfm/BFM_model_front.mat", "--bfm_path", "FACEGCN_ASSETS"):
+               "assets/bfm/BFM_model_front.mat", "--model_path", "--face_model_path",
+               "FACEGCN_ASSETS"):
     assert text in message
   assert "\n" not in message
 

@@ -52,7 +52,8 @@ HOW_TO_GET = (
     "Deep3DFaceReconstruction's BFM/ files (BFM_front_idx.mat, BFM_exp_idx.mat, std_exp.txt, "
     "facemodel_info.mat), run 'python scripts/convert_bfm.py --bfm_dir=DIR' to build "
     "BFM_model_front.mat, and put it at assets/bfm/BFM_model_front.mat "
-    "(or pass --bfm_path, or set $FACEGCN_ASSETS to a folder holding bfm/BFM_model_front.mat).")
+    "(or pass its path: --model_path to infer.py / prepare_data.py, --face_model_path to "
+    "train.py; or set $FACEGCN_ASSETS to a folder holding bfm/BFM_model_front.mat).")
 REQUIRED_KEYS = ("meanshape", "idBase", "exBase", "meantex", "texBase", "tri", "keypoints")
 
 
