@@ -420,12 +420,7 @@ def make_config(runtime_config: rt.RuntimeConfig, **settings) -> GCNTrainConfig:
   Raises:
     ValueError: a setting this stage does not have, no ``data``, or invalid values.
   """
-  known = {f.name for f in dataclasses.fields(GCNTrainConfig)} - {"runtime"}
-  unknown = sorted(set(settings) - known)
-  if unknown:
-    raise ValueError(f"settings {unknown} do not apply to the GCN stage")
-  if not settings.get("data"):
-    raise ValueError("--data (a glob of prepare_data TFRecord shards) is required")
+  rt.check_stage_settings(GCNTrainConfig, settings, "GCN")
   if settings.get("steps") is None and settings.get("epochs") is None:
     settings["epochs"] = 50.0
   return GCNTrainConfig(runtime=runtime_config, **settings)

@@ -456,10 +456,5 @@ def make_config(runtime_config: rt.RuntimeConfig, **settings) -> RNetTrainConfig
   Raises:
     ValueError: a setting this stage does not have, no ``data``, or invalid values.
   """
-  known = {f.name for f in dataclasses.fields(RNetTrainConfig)} - {"runtime"}
-  unknown = sorted(set(settings) - known)
-  if unknown:
-    raise ValueError(f"settings {unknown} do not apply to the R-Net stage")
-  if not settings.get("data"):
-    raise ValueError("--data (a glob of prepare_data TFRecord shards) is required")
+  rt.check_stage_settings(RNetTrainConfig, settings, "R-Net")
   return RNetTrainConfig(runtime=runtime_config, **settings)

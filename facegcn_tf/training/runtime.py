@@ -214,6 +214,21 @@ def _parse_value(text: str, annotation, field_path: str):
                    "command line")
 
 
+def check_stage_settings(config_class, settings: dict, stage: str) -> None:
+  """Validates the common settings ``scripts/train.py`` hands to a stage's ``make_config``.
+
+  Raises:
+    ValueError: a setting that is not a field of ``config_class`` (besides ``runtime``),
+      or no ``data``.
+  """
+  known = {f.name for f in dataclasses.fields(config_class)} - {"runtime"}
+  unknown = sorted(set(settings) - known)
+  if unknown:
+    raise ValueError(f"settings {unknown} do not apply to the {stage} stage")
+  if not settings.get("data"):
+    raise ValueError("--data (a glob of prepare_data TFRecord shards) is required")
+
+
 def override_config(config, assignments: Sequence[str]):
   """Returns a copy of a (nested, frozen) dataclass config with ``path=value`` assignments applied.
 
