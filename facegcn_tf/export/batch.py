@@ -33,6 +33,7 @@ from facegcn_tf.errors import FaceGCNError
 from facegcn_tf.export import overlay
 from facegcn_tf.export import report as report_lib
 from facegcn_tf.export import writer
+from facegcn_tf.fitting import evaluation
 from facegcn_tf.fitting.fitter import FitConfig, fit
 from facegcn_tf.morphable import load_model
 from facegcn_tf.morphable.model import MorphableModel
@@ -145,19 +146,11 @@ class FaceResult:
   renders: overlay.AlignedRenders
 
 
-def landmark_nme(projected: np.ndarray, detected: np.ndarray) -> np.ndarray:
-  """[B, 68, 2] x2 -> [B] mean landmark distance / outer-eye-corner distance (36-45)."""
-  iod = np.linalg.norm(detected[:, 36] - detected[:, 45], axis=-1)
-  return np.linalg.norm(projected - detected, axis=-1).mean(-1) / np.maximum(iod, 1e-6)
-
-
 def masked_psnr(render: np.ndarray, photo: np.ndarray, mask: np.ndarray) -> float:
-  """PSNR (dB, peak 1) of a render against the photo over a mask ([S, S, 3] in [0, 1])."""
-  m = mask.astype(bool)
-  if not m.any():
+  """PSNR (dB) of a render against the photo over a mask ([S, S, 3] in [0, 1]); NaN if empty."""
+  if not np.asarray(mask, bool).any():
     return float("nan")
-  mse = float(np.mean((np.clip(render, 0, 1)[m] - photo[m]) ** 2))
-  return float(10.0 * np.log10(1.0 / max(mse, 1e-12)))
+  return float(evaluation.masked_psnr(255.0 * photo, 255.0 * np.clip(render, 0, 1), mask))
 
 
 def masked_ssim(render: np.ndarray, photo: np.ndarray, mask: np.ndarray) -> float:
@@ -251,7 +244,7 @@ class Reconstructor:
     lit = self.renderer.lit_colors(fine, geometry, coeffs)
     visibility = self.renderer.visibility(geometry, raster)
     projected = self.renderer.landmarks(geometry).numpy()
-    figures["landmark_nme"] = landmark_nme(projected, landmarks)
+    figures["landmark_nme"] = evaluation.landmark_nme(projected, landmarks)
 
     results = []
     photo01 = images / 255.0
