@@ -38,8 +38,8 @@ def main(argv):
 
   from facegcn_tf.data.image_io import load_image
   from facegcn_tf.errors import FaceGCNError
-  from facegcn_tf.training import per_image
-  from facegcn_tf.training import refinement_evaluation as ev
+  from facegcn_tf.refinement import per_image
+  from facegcn_tf.refinement import evaluation as ev
   # pylint: enable=import-outside-toplevel
 
   try:

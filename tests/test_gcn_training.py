@@ -24,9 +24,9 @@ from facegcn_tf.render.camera import Camera
 from facegcn_tf.render.renderer import FaceRenderer
 from facegcn_tf.training import coarse_fits
 from facegcn_tf.training import gcn_trainer
-from facegcn_tf.training import generator_spec
-from facegcn_tf.training import per_image
-from facegcn_tf.training import refinement_inputs as ri
+from facegcn_tf.refinement import generator_spec
+from facegcn_tf.refinement import per_image
+from facegcn_tf.refinement import inputs as ri
 from facegcn_tf.training import runtime as rt
 from facegcn_tf.training import synthetic_records
 

@@ -1,4 +1,4 @@
-"""Losses (facegcn_tf.training.losses) and schedules (facegcn_tf.training.schedule)."""
+"""Losses (facegcn_tf.refinement.losses) and schedules (facegcn_tf.training.schedule)."""
 
 import dataclasses
 
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from facegcn_tf.training import losses
+from facegcn_tf.refinement import losses
 from facegcn_tf.training import schedule
 
 

@@ -171,7 +171,7 @@ class Reconstructor:
     settings: the `Settings`.
     refine_fn: the fine stage, `(renderer, images [B,S,S,3] 0..255, coeffs [B,N],
       face_mask [B,S,S], identity_encoder, steps) -> (fine albedo [B,V,3] in [0,1],
-      {figure: [B]})`; default: GCN per-image refinement (`training.per_image`).
+      {figure: [B]})`; default: GCN per-image refinement (`refinement.per_image`).
   """
 
   def __init__(self, settings: Settings, refine_fn: Optional[Callable] = None):
@@ -185,7 +185,7 @@ class Reconstructor:
     self.preprocessor = FacePreprocessor(self.template5, min_confidence=settings.min_confidence)
     self.identity = build_identity_encoder("dlib", template5=self.template5)
     if refine_fn is None and (settings.refine_steps > 0 or settings.gcn_checkpoint):
-      from facegcn_tf.training import per_image  # pylint: disable=import-outside-toplevel
+      from facegcn_tf.refinement import per_image  # pylint: disable=import-outside-toplevel
       # One refiner for the whole run: its traced step is reused from batch to batch.
       refine_fn = per_image.InferenceRefiner(settings.gcn_checkpoint)
     self.refine_fn = refine_fn

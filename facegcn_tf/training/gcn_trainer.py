@@ -43,10 +43,10 @@ from facegcn_tf.networks import identity as identity_lib
 from facegcn_tf.render.camera import Camera
 from facegcn_tf.render.renderer import FaceRenderer
 from facegcn_tf.training import coarse_fits
-from facegcn_tf.training import generator_spec as spec_lib
-from facegcn_tf.training import losses
-from facegcn_tf.training import refinement_inputs as ri
-from facegcn_tf.training import refinement_step
+from facegcn_tf.refinement import generator_spec as spec_lib
+from facegcn_tf.refinement import losses
+from facegcn_tf.refinement import inputs as ri
+from facegcn_tf.refinement import step as refinement_step
 from facegcn_tf.training import runtime as rt
 from facegcn_tf.training import schedule
 

@@ -24,8 +24,8 @@ from facegcn_tf.morphable import ict
 from facegcn_tf.networks import identity as identity_lib
 from facegcn_tf.render.renderer import FaceRenderer
 from facegcn_tf.training import gcn_trainer
-from facegcn_tf.training import losses
-from facegcn_tf.training import per_image
+from facegcn_tf.refinement import losses
+from facegcn_tf.refinement import per_image
 from facegcn_tf.training import runtime as rt
 from facegcn_tf.training import synthetic_records
 

@@ -31,7 +31,7 @@ from facegcn_tf.fitting import fitter as fitter_lib
 from facegcn_tf.morphable import load_model
 from facegcn_tf.networks import identity as identity_lib
 from facegcn_tf.render.renderer import FaceRenderer
-from facegcn_tf.training import per_image
+from facegcn_tf.refinement import per_image
 
 
 @dataclasses.dataclass(frozen=True)

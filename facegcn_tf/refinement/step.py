@@ -17,8 +17,8 @@ import dataclasses
 
 import tensorflow as tf
 
-from facegcn_tf.training import losses
-from facegcn_tf.training import refinement_inputs as ri
+from facegcn_tf.refinement import losses
+from facegcn_tf.refinement import inputs as ri
 
 RefinementOutputs = collections.namedtuple(
     "RefinementOutputs", ["fine_albedo", "lit_fine", "rendering", "overlay", "fake_features",

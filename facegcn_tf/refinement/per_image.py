@@ -41,10 +41,10 @@ import tensorflow as tf
 
 from facegcn_tf.networks import critic as critic_lib
 from facegcn_tf.networks import identity as identity_lib
-from facegcn_tf.training import generator_spec as spec_lib
-from facegcn_tf.training import losses
-from facegcn_tf.training import refinement_inputs as ri
-from facegcn_tf.training import refinement_step
+from facegcn_tf.refinement import generator_spec as spec_lib
+from facegcn_tf.refinement import losses
+from facegcn_tf.refinement import inputs as ri
+from facegcn_tf.refinement import step as refinement_step
 
 
 @dataclasses.dataclass(frozen=True)
