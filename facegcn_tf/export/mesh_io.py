@@ -35,6 +35,7 @@ import trimesh
 
 from facegcn_tf.export import atomic
 from facegcn_tf.export import seams
+from facegcn_tf.morphable.normals import vertex_normals
 
 PathLike = Union[str, os.PathLike]
 
@@ -50,12 +51,6 @@ def convert_units(vertices_dm: np.ndarray, units: str) -> np.ndarray:
   if units not in UNIT_SCALE_FROM_DM:
     raise ValueError(f"units must be one of {sorted(UNIT_SCALE_FROM_DM)}, got {units!r}")
   return np.asarray(vertices_dm, dtype=np.float64) * UNIT_SCALE_FROM_DM[units]
-
-
-def vertex_normals(vertices: np.ndarray, triangles: np.ndarray) -> np.ndarray:
-  """[V, 3] area-weighted unit vertex normals of the welded mesh (trimesh)."""
-  mesh = trimesh.Trimesh(vertices=vertices, faces=triangles, process=False)
-  return np.asarray(mesh.vertex_normals, dtype=np.float64)
 
 
 def _check_geometry(vertices, triangles, uv=None, triangle_uv=None):

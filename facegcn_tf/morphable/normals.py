@@ -1,10 +1,15 @@
-"""Face/vertex normals and outward orientation of face meshes (numpy).
+"""Face/vertex normals and outward orientation of face meshes.
 
-These are reference helpers for building models and for tests; the
-differentiable TF normals used in rendering live in ``facegcn_tf.render``.
+:func:`vertex_normals` is the library's one vertex-normal implementation: it is
+written in TensorFlow (batched, differentiable; the renderer and the fitter call
+it in their loops) and also takes numpy arrays, for model building and export.
+The other helpers are numpy.
 """
 
+from typing import Union
+
 import numpy as np
+import tensorflow as tf
 
 
 def face_normals(vertices: np.ndarray, triangles: np.ndarray, normalize: bool = True) -> np.ndarray:
@@ -26,19 +31,41 @@ def face_normals(vertices: np.ndarray, triangles: np.ndarray, normalize: bool = 
   return n
 
 
-def vertex_normals(vertices: np.ndarray, triangles: np.ndarray) -> np.ndarray:
+def vertex_normals(vertices: Union[np.ndarray, tf.Tensor],
+                   triangles: Union[np.ndarray, tf.Tensor]) -> Union[np.ndarray, tf.Tensor]:
   """Area-weighted unit vertex normals (the GCN code's variant, paper_spec 2.4).
 
+  Each vertex gets the normalised sum of ``cross(v1 - v0, v2 - v0)`` (length
+  twice the area) over the triangles it is a corner of.
+
+  Args:
+    vertices: ``[V, 3]`` or ``[B, V, 3]``; a TF tensor (the result is then a
+      differentiable tensor of its dtype) or an array-like (computed in
+      float64, returned as numpy).
+    triangles: ``[F, 3]`` int, counter-clockwise seen from outside.
+
   Returns:
-    ``[V, 3]`` float64; zero for vertices in no triangle.
+    Same shape as ``vertices``: unit normals, zero for vertices in no triangle.
   """
-  v = np.asarray(vertices, dtype=np.float64)
-  t = np.asarray(triangles)
-  fn = face_normals(v, t, normalize=False)
-  out = np.zeros_like(v)
-  for k in range(3):
-    np.add.at(out, t[:, k], fn)
-  return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-30)
+  as_numpy = not tf.is_tensor(vertices)
+  v = tf.constant(np.asarray(vertices, np.float64)) if as_numpy else vertices
+  single = v.shape.rank == 2
+  if single:
+    v = v[tf.newaxis]
+  triangles = tf.cast(triangles, tf.int32)
+  corners = tf.gather(v, triangles, axis=1)  # [B, F, 3, 3]
+  face = tf.linalg.cross(corners[:, :, 1] - corners[:, :, 0],
+                         corners[:, :, 2] - corners[:, :, 0])  # [B, F, 3], |n| = 2·area
+  per_corner = tf.tile(tf.transpose(face, [1, 0, 2])[:, tf.newaxis], [1, 3, 1, 1])  # [F, 3, B, 3]
+  summed = tf.math.unsorted_segment_sum(
+      tf.reshape(per_corner, [-1, tf.shape(v)[0], 3]),
+      tf.reshape(triangles, [-1]), num_segments=tf.shape(v)[1])  # [V, B, 3]
+  # float64 keeps the normals of tiny triangles (|n| down to 1e-30).
+  epsilon = 1e-60 if v.dtype == tf.float64 else 1e-12
+  normals = tf.math.l2_normalize(tf.transpose(summed, [1, 0, 2]), axis=-1, epsilon=epsilon)
+  if single:
+    normals = normals[0]
+  return normals.numpy() if as_numpy else normals
 
 
 def faces_viewer(vertices: np.ndarray, triangles: np.ndarray) -> bool:

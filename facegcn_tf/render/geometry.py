@@ -1,7 +1,12 @@
-"""Face geometry from 3DMM coefficients: shape, albedo, pose, normals (batched, differentiable)."""
+"""Face geometry from 3DMM coefficients: shape, albedo, pose (batched, differentiable).
+
+`vertex_normals` is `morphable.normals.vertex_normals`, re-exported for the renderer.
+"""
 
 import tensorflow as tf
 from tensorflow_graphics.geometry.transformation import rotation_matrix_3d
+
+from facegcn_tf.morphable.normals import vertex_normals  # noqa: F401  (re-exported)
 
 
 def linear_combination(mean: tf.Tensor, basis: tf.Tensor, coeffs: tf.Tensor) -> tf.Tensor:
@@ -47,24 +52,3 @@ def rigid_transform(vertices: tf.Tensor, angles: tf.Tensor, translation: tf.Tens
 def rotate(vectors: tf.Tensor, angles: tf.Tensor) -> tf.Tensor:
   """[B, V, 3] directions rotated by [B, 3] Euler angles (no translation)."""
   return tf.einsum("bij,bvj->bvi", rotation_matrices(angles), vectors)
-
-
-def vertex_normals(vertices: tf.Tensor, triangles: tf.Tensor) -> tf.Tensor:
-  """Unit vertex normals: area-weighted sum of incident face normals, normalised.
-
-  Args:
-    vertices: [B, V, 3].
-    triangles: [F, 3] int32, counter-clockwise seen from outside.
-
-  Returns:
-    [B, V, 3] unit normals (zero for vertices in no triangle).
-  """
-  triangles = tf.cast(triangles, tf.int32)
-  corners = tf.gather(vertices, triangles, axis=1)  # [B, F, 3, 3]
-  face_normals = tf.linalg.cross(corners[:, :, 1] - corners[:, :, 0],
-                                 corners[:, :, 2] - corners[:, :, 0])  # [B, F, 3], |n| = 2·area
-  per_corner = tf.tile(tf.transpose(face_normals, [1, 0, 2])[:, tf.newaxis], [1, 3, 1, 1])
-  summed = tf.math.unsorted_segment_sum(
-      tf.reshape(per_corner, [-1, tf.shape(vertices)[0], 3]),
-      tf.reshape(triangles, [-1]), num_segments=tf.shape(vertices)[1])
-  return tf.math.l2_normalize(tf.transpose(summed, [1, 0, 2]), axis=-1, epsilon=1e-12)
