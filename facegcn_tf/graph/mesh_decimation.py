@@ -31,6 +31,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from facegcn_tf.graph import mesh_validation
+from facegcn_tf.morphable.subdivision import unique_edges
 
 
 class Decimation(NamedTuple):
@@ -73,14 +74,6 @@ def vertex_quadrics(vertices, faces):
   return np.asarray(incidence @ face_q).reshape(-1, 4, 4)
 
 
-def unique_edges(faces):
-  """Undirected edges of a triangle mesh, `int64 [E, 2]` with `e[:, 0] < e[:, 1]`."""
-  f = np.asarray(faces, dtype=np.int64)
-  e = np.concatenate([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]], axis=0)
-  e.sort(axis=1)
-  return np.unique(e, axis=0)
-
-
 def target_vertex_count(num_vertices, factor):
   """`ceil(num_vertices / factor)`: CoMA's vertex count after one step."""
   if not isinstance(factor, (int, float, np.integer, np.floating)) or not factor >= 1:
@@ -116,7 +109,7 @@ def decimate(vertices, faces, factor=4):
   q = vertex_quadrics(v, f)
   vh = np.concatenate([v, np.ones((n, 1))], axis=1)  # homogeneous [n, 4]
 
-  edges = unique_edges(f)
+  edges, _ = unique_edges(f)
   a, b = edges[:, 0], edges[:, 1]
   qsum = q[a] + q[b]
   cost_a = np.einsum("ei,eij,ej->e", vh[a], qsum, vh[a])
