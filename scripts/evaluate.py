@@ -7,12 +7,9 @@ names as infer.py uses) and tabulates the coarse and fine figures, with a mean r
 """
 
 import pathlib
-import sys
 
 from absl import app
 from absl import flags
-
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 
 _PHOTOS = flags.DEFINE_string("photos", "examples", "The photos (file, folder or glob) given to infer.py.")
 _OUTPUTS = flags.DEFINE_string("outputs", "outputs", "infer.py's --output_dir.")
@@ -24,7 +21,7 @@ def main(argv):
   del argv
   from facegcn_tf.export import atomic  # pylint: disable=import-outside-toplevel
   from facegcn_tf.export import evaluation  # pylint: disable=import-outside-toplevel
-  from facegcn_tf.export.batch import output_names, resolve_inputs  # pylint: disable=import-outside-toplevel
+  from facegcn_tf.pipeline.batch import output_names, resolve_inputs  # pylint: disable=import-outside-toplevel
 
   try:
     photos = resolve_inputs(_PHOTOS.value)

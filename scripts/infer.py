@@ -13,14 +13,11 @@ code is non-zero only if every input failed.
 
 import os
 import pathlib
-import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
-
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 
 _INPUT = flags.DEFINE_string("input", "examples", "A photo, a folder of photos, or a glob.")
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", "outputs", "Where the outputs go.")
@@ -53,36 +50,31 @@ _PROGRESS = flags.DEFINE_bool("progress", True, "Show a progress bar.")
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-  from facegcn_tf.export import batch  # pylint: disable=import-outside-toplevel
+  from facegcn_tf import pipeline  # pylint: disable=import-outside-toplevel
   from facegcn_tf.export import writer  # pylint: disable=import-outside-toplevel
   from facegcn_tf.fitting.fitter import FitConfig  # pylint: disable=import-outside-toplevel
 
   try:
     formats = writer.check_formats(_FORMATS.value)
-    inputs = batch.resolve_inputs(_INPUT.value)
+    inputs = pipeline.resolve_inputs(_INPUT.value)
   except ValueError as err:
     raise app.UsageError(str(err)) from None
-  base = FitConfig()
-  scale = _FIT_STEPS.value
-  fit_config = base.replace(pose_steps=round(base.pose_steps * scale),
-                            landmark_steps=max(1, round(base.landmark_steps * scale)),
-                            photo_steps=round(base.photo_steps * scale),
-                            refine_steps=round(base.refine_steps * scale))
-  settings = batch.Settings(
+  settings = pipeline.Settings(
       face_model=_FACE_MODEL.value, model_path=_MODEL_PATH.value,
       min_confidence=_MIN_CONFIDENCE.value, all_faces=_ALL_FACES.value,
-      batch_size=_BATCH_SIZE.value, fit_config=fit_config, refine_steps=_REFINE_STEPS.value,
-      formats=formats, texture_size=_TEXTURE_SIZE.value, overwrite=_OVERWRITE.value,
-      rnet_checkpoint=_RNET_CHECKPOINT.value, gcn_checkpoint=_GCN_CHECKPOINT.value)
+      batch_size=_BATCH_SIZE.value, fit_config=FitConfig().scaled(_FIT_STEPS.value),
+      refine_steps=_REFINE_STEPS.value, formats=formats, texture_size=_TEXTURE_SIZE.value,
+      overwrite=_OVERWRITE.value, rnet_checkpoint=_RNET_CHECKPOINT.value,
+      gcn_checkpoint=_GCN_CHECKPOINT.value)
   try:
-    reconstructor = batch.Reconstructor(settings)
+    reconstructor = pipeline.Reconstructor(settings)
   except (ValueError, FileNotFoundError) as err:  # missing model / checkpoint files
     raise app.UsageError(str(err).splitlines()[0]) from None
   run_flags = {name: flags.FLAGS[name].value for name in (
       "input", "output_dir", "face_model", "all_faces", "min_confidence", "batch_size",
       "formats", "texture_size", "fit_steps", "refine_steps", "rnet_checkpoint",
       "gcn_checkpoint")}
-  summary = batch.run(inputs, pathlib.Path(_OUTPUT_DIR.value), reconstructor, flags=run_flags,
+  summary = pipeline.run(inputs, pathlib.Path(_OUTPUT_DIR.value), reconstructor, flags=run_flags,
                       progress=_PROGRESS.value)
   print(summary.table())
   print(f"outputs: {pathlib.Path(_OUTPUT_DIR.value).resolve()}")

@@ -9,12 +9,9 @@ table (scripts/evaluate.py's) and a link to the benchmarks.
 """
 
 import pathlib
-import sys
 
 from absl import app
 from absl import flags
-
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 
 _PHOTOS = flags.DEFINE_string("photos", "examples", "The photos given to infer.py.")
 _OUTPUTS = flags.DEFINE_string("outputs", "outputs", "infer.py's --output_dir.")
@@ -28,12 +25,13 @@ def main(argv):
 
   import cv2
   import numpy as np
-  import tensorflow as tf
   import trimesh
 
   from facegcn_tf.export import atomic, evaluation
-  from facegcn_tf.export.batch import output_names, resolve_inputs
+  from facegcn_tf.pipeline.batch import output_names, resolve_inputs
   from facegcn_tf.morphable import load_model
+  from facegcn_tf.render import light_presets
+  from facegcn_tf.render import turntable as turntables
   from facegcn_tf.render.renderer import FaceRenderer
 
   outputs, docs = pathlib.Path(_OUTPUTS.value), pathlib.Path(_DOCS.value)
@@ -61,17 +59,13 @@ def main(argv):
     layout = renderer.layout
     colors = np.asarray(trimesh.load(outputs / f"{name}.ply", process=False).visual.vertex_colors,
                         np.float32)[:, :3] / 255.0
-    coeffs = np.zeros((len(_YAWS.value), layout.total), np.float32)
-    s = layout.slices()
+    coeffs = np.zeros(layout.total, np.float32)
     for part in ("id", "exp"):
-      coeffs[:, s[part]] = report["coefficients"][part]
-    coeffs[:, s["angles"]] = [[0.0, np.radians(float(y)), 0.0] for y in _YAWS.value]
-    gamma = coeffs[:, s["gamma"]].reshape(-1, 3, 9)
-    gamma[:, :, 0], gamma[:, :, 2], gamma[:, :, 1] = 0.35, 0.35, -0.1  # neutral studio light
-    coeffs[:, s["gamma"]] = gamma.reshape(-1, 27)
-    frames = renderer.render(tf.constant(coeffs), vertex_colors=tf.constant(
-        np.repeat(colors[None], len(coeffs), 0)), background=1.0).image.numpy()
-    turntable = np.concatenate(list(np.clip(frames, 0, 1)), axis=1)
+      coeffs[layout.slices()[part]] = report["coefficients"][part]
+    frames = turntables.render_turntable(
+        renderer, coeffs, [float(y) for y in _YAWS.value], vertex_colors=colors,
+        gamma=light_presets.preset("studio"), background=1.0).image
+    turntable = turntables.side_by_side(frames).numpy()
     atomic.write_bytes(images / f"result_{name}_turntable.jpg", cv2.imencode(
         ".jpg", (turntable[..., ::-1] * 255).astype(np.uint8),
         [cv2.IMWRITE_JPEG_QUALITY, 88])[1].tobytes())

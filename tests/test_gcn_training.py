@@ -267,9 +267,9 @@ def test_smoke_config_differs_from_the_paper_only_in_size_and_speed():
 @pytest.fixture(scope="module")
 def encoder(face_model):
   from facegcn_tf.data import alignment
-  from facegcn_tf.networks import identity
+  from facegcn_tf.assets import loaders
   template5 = alignment.five_point_template(face_model.mean_shape[face_model.landmarks68])
-  return identity.build_identity_encoder("dlib", template5=template5)
+  return loaders.load_identity_encoder("dlib", template5=template5)
 
 
 def test_per_image_refinement_recovers_a_striped_texture(synthetic, face_model, encoder):
@@ -299,26 +299,31 @@ def test_per_image_refinement_recovers_a_striped_texture(synthetic, face_model, 
   np.testing.assert_array_equal(again.fine_albedo, result.fine_albedo)
 
 
-def test_refine_for_inference_contract(synthetic, face_model, encoder):
+def test_refiner_contract_and_reuse_of_the_coarse_raster(synthetic, face_model, encoder):
   size = 64
   renderer = FaceRenderer(face_model, Camera().resized(size))
   images = tf.image.resize(synthetic["images"][:2], [size, size], method="area").numpy()
   mask = tf.image.resize(synthetic["mask"][:2, ..., None], [size, size]).numpy()[..., 0]
-  fine, figures = per_image.refine_for_inference(renderer, images, synthetic["coeffs"][:2],
-                                                 mask, encoder, steps=3)
+  coeffs = synthetic["coeffs"][:2]
+  refiner = per_image.PerImageRefiner(renderer, encoder, per_image.PerImageConfig(steps=3))
+  result = refiner(images, coeffs, mask)
+  fine = result.fine_albedo
   assert fine.shape == (2, face_model.mean_shape.shape[0], 3) and fine.dtype == np.float32
   assert 0.0 <= fine.min() and fine.max() <= 1.0
-  for key in ("psnr_coarse", "psnr_fine", "identity_coarse", "identity_fine", "loss_pixel",
-              "seconds"):
-    assert figures[key].shape == (2,) and np.all(np.isfinite(figures[key])), key
-  # The caching callable gives the same results, call after call.
-  cached = per_image.InferenceRefiner()
+  assert result.render.shape == (2, size, size, 3) and result.lit_colors.shape == fine.shape
+  for key in ("psnr_coarse", "psnr_fine", "identity_coarse", "identity_fine", "loss_pixel"):
+    assert result.figures[key].shape == (2,) and np.all(np.isfinite(result.figures[key])), key
+  # Given the coarse stage's geometry and raster (and the photos' features), the refiner
+  # reuses them: the same result, bit for bit, call after call.
+  geometry = renderer.geometry(tf.constant(coeffs))
+  raster = renderer.rasterize(geometry)
   for _ in range(2):
-    again, _ = cached(renderer, images, synthetic["coeffs"][:2], mask, encoder, 3)
-    np.testing.assert_array_equal(again, fine)
+    again = refiner(images, coeffs, mask, features=encoder(images), geometry=geometry,
+                    raster=raster)
+    np.testing.assert_array_equal(again.fine_albedo, fine)
+    np.testing.assert_array_equal(again.render, result.render)
   with pytest.raises(ValueError, match="coeffs must be"):
-    per_image.refine_for_inference(renderer, images, synthetic["coeffs"][:2, :10], mask,
-                                   encoder, steps=1)
+    refiner(images, coeffs[:, :10], mask)
 
 
 def test_refinement_inputs_reject_bad_input(synthetic, face_model):

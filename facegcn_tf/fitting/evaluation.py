@@ -1,6 +1,6 @@
 """Quality measurements of the fitter: synthetic ground truth and real photos.
 
-* Synthetic (`evaluate_synthetic`): random faces from `synthetic`, fitted; the
+* Synthetic (`evaluate_synthetic`): random faces from `render.random_faces`, fitted; the
   shape error is the mean vertex distance (mm) after a rigid (rotation +
   translation, no scale) alignment of the fitted model-space shape to the true
   one over the model's vertices (the ICT model is itself the face area); the
@@ -25,12 +25,12 @@ import tensorflow as tf
 from scipy.spatial.transform import Rotation
 
 from facegcn_tf.fitting import fitter as fitter_lib
-from facegcn_tf.fitting import synthetic
+from facegcn_tf.metrics import landmark_nme, masked_psnr
 from facegcn_tf.render import geometry as geo
+from facegcn_tf.render import random_faces
 from facegcn_tf.render.renderer import FaceRenderer
 
 DM_TO_MM = 100.0
-OUTER_EYE_CORNERS = (36, 45)
 
 
 def rigid_align(source: np.ndarray, target: np.ndarray) -> np.ndarray:
@@ -62,27 +62,6 @@ def rotation_error_deg(angles_a: np.ndarray, angles_b: np.ndarray) -> np.ndarray
   relative = np.einsum("...ji,...jk->...ik", ra, rb)
   cos = np.clip((np.trace(relative, axis1=-2, axis2=-1) - 1.0) / 2.0, -1.0, 1.0)
   return np.degrees(np.arccos(cos))
-
-
-def landmark_nme(predicted: np.ndarray, target: np.ndarray) -> np.ndarray:
-  """[..., 68, 2] -> [...] mean point distance / outer-eye-corner distance of `target`."""
-  predicted = np.asarray(predicted, np.float64)
-  target = np.asarray(target, np.float64)
-  if predicted.shape != target.shape or predicted.shape[-2:] != (68, 2):
-    raise ValueError(f"need [..., 68, 2] landmarks, got {predicted.shape} and {target.shape}")
-  ocular = np.linalg.norm(target[..., OUTER_EYE_CORNERS[0], :] - target[..., OUTER_EYE_CORNERS[1], :],
-                          axis=-1)
-  return np.mean(np.linalg.norm(predicted - target, axis=-1), axis=-1) / np.maximum(ocular, 1e-9)
-
-
-def masked_psnr(image: np.ndarray, rendered: np.ndarray, mask: np.ndarray) -> np.ndarray:
-  """PSNR (dB, peak 255) inside a mask: [..., H, W, 3] x [..., H, W, 3] x [..., H, W] -> [...]."""
-  image = np.asarray(image, np.float64)
-  rendered = np.clip(np.asarray(rendered, np.float64), 0.0, 255.0)
-  mask = np.asarray(mask, np.float64)
-  squared = np.sum(np.square(image - rendered), axis=-1) * mask
-  mse = squared.sum(axis=(-2, -1)) / np.maximum(3.0 * mask.sum(axis=(-2, -1)), 1.0)
-  return 10.0 * np.log10(255.0 ** 2 / np.maximum(mse, 1e-12))
 
 
 def inner_face_vertices(model) -> Optional[np.ndarray]:
@@ -142,7 +121,7 @@ class SyntheticReport:
 def evaluate_synthetic(renderer: FaceRenderer, count: int = 20, seed: int = 0,
                        config: fitter_lib.FitConfig = fitter_lib.FitConfig(),
                        fit_renderer: Optional[FaceRenderer] = None, batch_size: int = 8,
-                       prior: synthetic.FacePrior = synthetic.FacePrior(),
+                       prior: random_faces.FacePrior = random_faces.FacePrior(),
                        backgrounds: Optional[Sequence[np.ndarray]] = None,
                        landmark_noise: float = 1.0) -> SyntheticReport:
   """Fits `count` random faces rendered by `renderer` and scores them.
@@ -160,7 +139,8 @@ def evaluate_synthetic(renderer: FaceRenderer, count: int = 20, seed: int = 0,
   rng = np.random.default_rng(seed)
   model = renderer.model
   bounded = fitter_lib.default_exp_range(model) is not None
-  coeffs = synthetic.random_coefficients(renderer, count, rng, prior, bounded_expressions=bounded)
+  coeffs = random_faces.random_coefficients(renderer.layout, count, rng, prior,
+                                            bounded_expressions=bounded)
   photos = list(backgrounds) if backgrounds is not None else default_backgrounds()
   fitter = fitter_lib.Fitter(renderer, config=config, fit_renderer=fit_renderer)
   slices = renderer.layout.slices()
@@ -170,7 +150,7 @@ def evaluate_synthetic(renderer: FaceRenderer, count: int = 20, seed: int = 0,
   seconds = 0.0
   for start in range(0, count, batch_size):
     truth = coeffs[start:start + batch_size]
-    faces = synthetic.render_faces(renderer, truth, synthetic.background_crops(
+    faces = random_faces.render_faces(renderer, truth, random_faces.background_crops(
         photos, len(truth), renderer.image_size, rng), rng, landmark_noise)
     t0 = time.perf_counter()
     result = fitter(faces.images, faces.landmarks68, faces.face_mask)

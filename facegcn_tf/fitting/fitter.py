@@ -465,7 +465,7 @@ class Fitter:
     return (tf.where(usable_tex, tex, params["tex"]),
             tf.where(usable_gamma, gamma, params["gamma"]))
 
-  def __call__(self, images, landmarks68, face_mask) -> FitResult:
+  def __call__(self, images, landmarks68, face_mask, photo_features=None) -> FitResult:
     """Fits a batch; see `fit` for the arguments."""
     images, landmarks68, face_mask = _check_inputs(images, landmarks68, face_mask, self.size)
     batch = images.shape[0]
@@ -481,9 +481,12 @@ class Fitter:
     images_t = tf.constant(images)
     mask_t = tf.constant(face_mask)
     landmarks_t = tf.constant(landmarks68)
-    photo_features = None
-    if self.encoder is not None:
+    if self.encoder is None:
+      photo_features = None
+    elif photo_features is None:
       photo_features = tf.stop_gradient(self.encoder(images_t))
+    else:
+      photo_features = tf.constant(np.asarray(photo_features, np.float32))
 
     history = {}
     lighting_done = False
@@ -521,7 +524,8 @@ class Fitter:
 
 
 def fit(renderer: FaceRenderer, images, landmarks68, face_mask, identity_encoder=None,
-        config: FitConfig = FitConfig(), fit_renderer: Optional[FaceRenderer] = None) -> FitResult:
+        config: FitConfig = FitConfig(), fit_renderer: Optional[FaceRenderer] = None,
+        photo_features=None) -> FitResult:
   """Fits the coarse 3DMM to aligned photos by analysis-by-synthesis.
 
   Args:
@@ -536,6 +540,8 @@ def fit(renderer: FaceRenderer, images, landmarks68, face_mask, identity_encoder
     config: the `FitConfig`.
     fit_renderer: optional renderer of a coarser model with the same
       coefficient layout to optimise on (see the module docstring).
+    photo_features: optional [B, D] identity features of `images` (computed with
+      `identity_encoder` when None).
 
   Returns:
     A `FitResult`.
@@ -543,4 +549,5 @@ def fit(renderer: FaceRenderer, images, landmarks68, face_mask, identity_encoder
   Raises:
     ValueError: malformed inputs (shapes, ranges, NaN) or incompatible renderers.
   """
-  return Fitter(renderer, identity_encoder, config, fit_renderer)(images, landmarks68, face_mask)
+  return Fitter(renderer, identity_encoder, config, fit_renderer)(images, landmarks68, face_mask,
+                                                                 photo_features)

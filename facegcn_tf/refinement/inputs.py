@@ -48,6 +48,10 @@ features: [B, D] identity features of the photo, or None.
 """
 
 
+# `metrics.masked_psnr` keywords for colours in [-1, 1] (peak-to-peak 2).
+SIGNED = {"peak": 2.0, "value_range": (-1.0, 1.0)}
+
+
 def to_signed(x):
   """[0, 1] -> [-1, 1]."""
   return x * 2.0 - 1.0
@@ -96,7 +100,7 @@ def _check_values(images, coeffs, face_mask):
 
 
 def build_inputs(renderer, images, coeffs, face_mask, encoder=None, features=None,
-                 mask_visibility: bool = True) -> RefinementInputs:
+                 mask_visibility: bool = True, geometry=None, raster=None) -> RefinementInputs:
   """Coarse geometry, T, T_p, lit coarse colours, masks and identity features of a batch.
 
   Args:
@@ -112,6 +116,9 @@ def build_inputs(renderer, images, coeffs, face_mask, encoder=None, features=Non
     mask_visibility: T_p's visibility also requires the vertex to fall inside
       `face_mask` (the official code's skin-mask test), so occluders (hair,
       glasses) are not copied into the albedo.
+    geometry, raster: the posed coarse face (`FaceGeometry` of `coeffs`) and its
+      `RasterOutput` at the renderer's size, when the coarse stage already made them;
+      otherwise they are computed here.
 
   Returns:
     `RefinementInputs` (no gradients flow back into `coeffs`).
@@ -126,8 +133,10 @@ def build_inputs(renderer, images, coeffs, face_mask, encoder=None, features=Non
   face_mask = _check_batch(images, coeffs, face_mask, renderer)
   if tf.executing_eagerly():  # value checks (inside tf.function the data pipeline's job)
     _check_values(images, coeffs, face_mask)
-  geometry = renderer.geometry(coeffs)
-  raster = renderer.rasterize(geometry)
+  if geometry is None:
+    geometry = renderer.geometry(coeffs)
+  if raster is None:
+    raster = renderer.rasterize(geometry)
   coverage = tf.stop_gradient(raster.mask)
   image = images / 127.5 - 1.0
   albedo = renderer.albedo(coeffs)                                   # [0, 1]
@@ -198,20 +207,5 @@ def composite(rendering, image, mask):
   return tf.clip_by_value(rendering, -1.0, 1.0) * m + image * (1.0 - m)
 
 
-def masked_psnr(image, rendering, mask, peak: float = 2.0):
-  """Per-image PSNR (dB) inside a mask: `[B, S, S, 3] x [B, S, S, 3] x [B, S, S] -> [B]`.
-
-  Colours in [-1, 1] (peak-to-peak 2); the rendering is clipped to [-1, 1].
-  Images with an empty mask get NaN.
-  """
-  image = tf.cast(image, tf.float32)
-  rendering = tf.clip_by_value(tf.cast(rendering, tf.float32), -1.0, 1.0)
-  m = tf.cast(mask, tf.float32)
-  squared = tf.reduce_sum(tf.square(image - rendering), axis=-1) * m
-  count = 3.0 * tf.reduce_sum(m, axis=[1, 2])
-  mse = tf.reduce_sum(squared, axis=[1, 2]) / count
-  return 10.0 * tf.math.log(peak * peak / tf.maximum(mse, 1e-12)) / tf.math.log(10.0)
-
-
-__all__ = ["RefinementInputs", "build_inputs", "composite", "generator_inputs", "light",
-           "masked_psnr", "render_colors", "to_255", "to_signed", "to_unit"]
+__all__ = ["SIGNED", "RefinementInputs", "build_inputs", "composite", "generator_inputs", "light",
+           "render_colors", "to_255", "to_signed", "to_unit"]

@@ -39,8 +39,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from facegcn_tf import metrics
 from facegcn_tf.networks import critic as critic_lib
-from facegcn_tf.networks import identity as identity_lib
 from facegcn_tf.refinement import generator_spec as spec_lib
 from facegcn_tf.refinement import losses
 from facegcn_tf.refinement import inputs as ri
@@ -294,7 +294,8 @@ class PerImageRefiner:
         terms.setdefault(f"loss_{k}", []).append(float(v))
     return {k: np.array(v) for k, v in terms.items()}
 
-  def __call__(self, images, coeffs, face_mask, features=None) -> RefinementResult:
+  def __call__(self, images, coeffs, face_mask, features=None, geometry=None,
+               raster=None) -> RefinementResult:
     """Refines B faces.
 
     Args:
@@ -302,13 +303,16 @@ class PerImageRefiner:
       coeffs: [B, N] their coarse coefficients.
       face_mask: [B, S, S] face region in [0, 1] (face segmentation × valid area).
       features: optional [B, D] identity features of the photos.
+      geometry, raster: optional posed coarse face and its raster at the renderer's size
+        (the coarse stage's), reused instead of posing and rasterizing again.
 
     Returns:
       A `RefinementResult`.
     """
     cfg = self.config
     inputs = ri.build_inputs(self.renderer, images, coeffs, face_mask, encoder=self.encoder,
-                             features=features, mask_visibility=cfg.mask_visibility)
+                             features=features, mask_visibility=cfg.mask_visibility,
+                             geometry=geometry, raster=raster)
     batch = int(inputs.image.shape[0])
     groups = [slice(0, batch)] if cfg.joint else [slice(b, b + 1) for b in range(batch)]
     start = time.perf_counter()
@@ -323,13 +327,14 @@ class PerImageRefiner:
       for k in results[0][1]:
         history[k] = np.stack([r[1][k] for r in results], axis=1)   # [steps, groups]
     figures = self._per_image_terms(inputs, out)
-    figures["psnr_coarse"] = ri.masked_psnr(inputs.image, inputs.coarse_render,
-                                            inputs.mask).numpy()
-    figures["psnr_fine"] = ri.masked_psnr(inputs.image, out.rendering, inputs.mask).numpy()
+    figures["psnr_coarse"] = metrics.masked_psnr(inputs.image, inputs.coarse_render,
+                                                 inputs.mask, **ri.SIGNED).numpy()
+    figures["psnr_fine"] = metrics.masked_psnr(inputs.image, out.rendering, inputs.mask,
+                                               **ri.SIGNED).numpy()
     coarse_overlay = ri.composite(inputs.coarse_render, inputs.image, inputs.mask)
-    figures["identity_coarse"] = identity_lib.identity_distance(
+    figures["identity_coarse"] = metrics.identity_distance(
         inputs.features, self.encoder(ri.to_255(coarse_overlay))).numpy()
-    figures["identity_fine"] = identity_lib.identity_distance(
+    figures["identity_fine"] = metrics.identity_distance(
         inputs.features, self.encoder(ri.to_255(out.overlay))).numpy()
     unseen = 1.0 - inputs.sampled[..., 3]
     change = tf.reduce_mean(tf.abs(out.fine_albedo - inputs.coarse_albedo), axis=-1) * 0.5
@@ -359,61 +364,4 @@ def refine(renderer, images, coeffs, face_mask, encoder, config: PerImageConfig 
                                                                 features)
 
 
-def _inference_outputs(result: RefinementResult):
-  figures = dict(result.figures)
-  batch = result.fine_albedo.shape[0]
-  figures["seconds"] = np.full([batch], result.seconds / max(batch, 1))
-  return result.fine_albedo.astype(np.float32), figures
-
-
-class InferenceRefiner:
-  """`refine_for_inference` as a callable that keeps its refiner (and traced step) between calls.
-
-  Pass an instance as `export.batch.Reconstructor(refine_fn=...)`: batches
-  after the first then skip the generator set-up and the step's tracing.
-
-  Args:
-    checkpoint: optional exported generator to start from.
-    config: settings (its `steps` is replaced by each call's `steps`).
-  """
-
-  def __init__(self, checkpoint: Optional[str] = None,
-               config: PerImageConfig = PerImageConfig()):
-    self.checkpoint = checkpoint
-    self.config = config
-    self._refiners = {}
-
-  def __call__(self, renderer, images, coeffs, face_mask, identity_encoder, steps: int):
-    key = (id(renderer), id(identity_encoder), int(steps))
-    if key not in self._refiners:
-      config = dataclasses.replace(self.config, steps=int(steps))
-      self._refiners[key] = (renderer, identity_encoder, PerImageRefiner(
-          renderer, identity_encoder, config, self.checkpoint))
-    return _inference_outputs(self._refiners[key][2](images, coeffs, face_mask))
-
-
-def refine_for_inference(renderer, images, coeffs, face_mask, identity_encoder, steps: int,
-                         checkpoint: Optional[str] = None):
-  """The fine stage of ``scripts/infer.py`` (`export.batch.Reconstructor`'s `refine_fn`).
-
-  Args:
-    renderer: `FaceRenderer` of the texture mesh; images at its size.
-    images: [B, S, S, 3] RGB 0..255; coeffs: [B, N]; face_mask: [B, S, S].
-    identity_encoder: the identity network.
-    steps: optimisation steps per image.
-    checkpoint: optional exported generator to start from.
-
-  Each call sets up (and traces) a new refiner; `InferenceRefiner` keeps one.
-
-  Returns:
-    (fine albedo [B, V, 3] float32 in [0, 1], {figure: [B]}) with figures
-    psnr_coarse / psnr_fine (dB inside the loss mask), identity_coarse /
-    identity_fine, the final loss terms, and seconds (per image).
-  """
-  config = PerImageConfig(steps=int(steps))
-  return _inference_outputs(refine(renderer, images, coeffs, face_mask, identity_encoder, config,
-                                   checkpoint))
-
-
-__all__ = ["InferenceRefiner", "PerImageConfig", "PerImageRefiner", "RefinementResult", "refine",
-           "refine_for_inference"]
+__all__ = ["PerImageConfig", "PerImageRefiner", "RefinementResult", "refine"]

@@ -33,13 +33,14 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from facegcn_tf.assets import loaders
 from facegcn_tf.data import alignment
 from facegcn_tf.data import dataset as data_lib
+from facegcn_tf import metrics
 from facegcn_tf.errors import AssetNotFoundError, FaceGCNError
 from facegcn_tf.morphable import load_model
 from facegcn_tf.morphable.model import MorphableModel
 from facegcn_tf.networks import critic as critic_lib
-from facegcn_tf.networks import identity as identity_lib
 from facegcn_tf.render.camera import Camera
 from facegcn_tf.render.renderer import FaceRenderer
 from facegcn_tf.training import coarse_fits
@@ -259,8 +260,8 @@ class GCNTrainer:
     self.dataset = self._make_dataset()
     self.iterator = iter(self.dataset)
     template5 = alignment.five_point_template(face_model.mean_shape[face_model.landmarks68])
-    self.encoder = identity_lib.build_identity_encoder(config.identity, config.identity_weights,
-                                                       template5=template5)
+    self.encoder = loaders.load_identity_encoder(config.identity, template5=template5,
+                                                 weights_path=config.identity_weights)
     feature_dim = self.encoder.feature_dim or int(
         self.encoder(tf.zeros([1, config.image_size, config.image_size, 3])).shape[-1])
     self.spec = config.generator_spec(feature_dim, face_model.name)
@@ -349,9 +350,9 @@ class GCNTrainer:
     outputs["sigma/sigma4"] = tf.convert_to_tensor(sigma4, tf.float32)
     outputs["lr/generator"] = tf.cast(self.generator_optimizer.learning_rate, tf.float32)
     outputs["metric/psnr_coarse"] = tf.reduce_mean(
-        ri.masked_psnr(inputs.image, inputs.coarse_render, inputs.mask))
+        metrics.masked_psnr(inputs.image, inputs.coarse_render, inputs.mask, **ri.SIGNED))
     outputs["metric/psnr_fine"] = tf.reduce_mean(
-        ri.masked_psnr(inputs.image, out.rendering, inputs.mask))
+        metrics.masked_psnr(inputs.image, out.rendering, inputs.mask, **ri.SIGNED))
     if train_critic:
       real, fake = inputs.image, tf.stop_gradient(out.overlay)
       batch_size = tf.shape(real)[0] if cfg.per_sample_epsilon else 1

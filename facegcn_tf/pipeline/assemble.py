@@ -1,0 +1,98 @@
+"""From a batch's stage results to one `FaceResult` per face: aligned panels and figures.
+
+Nothing is posed or rasterized here: the panels interpolate colours over the coarse stage's
+raster, and the identity figures reuse the features of the prepared photos.
+"""
+
+from typing import Any, Dict, List, Sequence
+
+import numpy as np
+
+from facegcn_tf import metrics
+from facegcn_tf.data.preprocess import PreparedFace
+from facegcn_tf.export import overlay
+from facegcn_tf.export.result import FaceResult
+from facegcn_tf.pipeline.factory import Components
+from facegcn_tf.pipeline.stages import CoarseFit, FaceBatch, Refinement
+
+
+def aligned_renders(components: Components, coarse: CoarseFit, refinement: Refinement,
+                    crops: np.ndarray) -> List[overlay.AlignedRenders]:
+  """The aligned panels (crop, coarse, fine, shape, coverage) of each face of a batch.
+
+  Args:
+    components: the run's models.
+    coarse: the batch's coarse stage (its raster is reused).
+    refinement: the batch's refinement (its fine render is reused).
+    crops: [B, S, S, 3] the aligned photos (uint8 or 0..255 floats).
+  """
+  rendering = coarse.rendering
+  shaded = overlay.shape_render(components.renderer, coarse.coeffs, geometry=rendering.geometry,
+                                raster=rendering.raster)
+  coarse_images = np.clip(rendering.image.numpy(), 0.0, 1.0).astype(np.float32)
+  shape_images = np.clip(shaded.image.numpy(), 0.0, 1.0).astype(np.float32)
+  coverage = rendering.mask.numpy().astype(np.float32)
+  return [overlay.AlignedRenders(crop=np.clip(np.rint(crops[i]), 0, 255).astype(np.uint8),
+                                 coarse=coarse_images[i], fine=refinement.render[i],
+                                 shape=shape_images[i], mask=coverage[i])
+          for i in range(len(coverage))]
+
+
+def _image_figures(renders: overlay.AlignedRenders, face_mask: np.ndarray) -> Dict[str, float]:
+  """Masked PSNR and SSIM of the coarse and fine renders inside coverage ∩ face mask."""
+  photo = renders.crop.astype(np.float32) / 255.0
+  region = renders.mask * face_mask
+  out = {}
+  for stage in ("coarse", "fine"):
+    render = getattr(renders, stage)
+    out[f"psnr_{stage}_db"] = float(metrics.masked_psnr(photo, render, region, peak=1.0))
+    out[f"ssim_{stage}"] = metrics.masked_ssim(photo, render, region)
+  return out
+
+
+def _identity_figures(components: Components, renders: Sequence[overlay.AlignedRenders],
+                      features: np.ndarray) -> Dict[str, np.ndarray]:
+  """Identity distance photo <-> render composited on the photo, coarse and fine: [B] each."""
+  out = {}
+  for stage in ("coarse", "fine"):
+    composites = np.stack([overlay.composite(getattr(r, stage), r.mask, r.crop)
+                           for r in renders]).astype(np.float32)  # uint8 values
+    out[f"identity_distance_{stage}"] = metrics.identity_distance(
+        features, components.identity(composites)).numpy()
+  return out
+
+
+def face_results(components: Components, faces: Sequence[PreparedFace], names: Sequence[str],
+                 photos: Sequence[np.ndarray], batch: FaceBatch, coarse: CoarseFit,
+                 refinement: Refinement, extras: Sequence[Dict[str, Any]]) -> List[FaceResult]:
+  """One `FaceResult` per face of a batch, with its panels and every figure.
+
+  Args:
+    components: the run's models.
+    faces, names, photos, extras: per face: the prepared face, its output name, its
+      full-resolution photo and the run facts for its report.
+    batch: the stacked faces.
+    coarse, refinement: the batch's stage results.
+  """
+  renders = aligned_renders(components, coarse, refinement, batch.images)
+  per_batch = dict(coarse.figures)
+  per_batch.update(refinement.figures)
+  per_batch.update(_identity_figures(components, renders, batch.features))
+  shapes = coarse.rendering.geometry.shape.numpy()
+  coeffs = coarse.coeffs.numpy()
+  albedo = coarse.albedo.numpy()
+  visibility = coarse.visibility.numpy()
+  results = []
+  for i, face in enumerate(faces):
+    figures = {k: float(v[i]) for k, v in per_batch.items()}
+    figures.update(_image_figures(renders[i], batch.face_mask[i]))
+    results.append(FaceResult(
+        name=names[i], model=components.model, face=face, photo=photos[i], coeffs=coeffs[i],
+        shape=shapes[i], coarse_albedo=albedo[i], fine_albedo=refinement.fine_albedo[i],
+        lit_colors=refinement.lit_colors[i], visibility=visibility[i],
+        landmarks=coarse.landmarks[i], renders=renders[i], figures=figures,
+        extra=dict(extras[i])))
+  return results
+
+
+__all__ = ["aligned_renders", "face_results"]

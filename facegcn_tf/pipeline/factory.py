@@ -1,0 +1,80 @@
+"""Everything a reconstruction run needs, built once: `Components` and `build_components`."""
+
+import dataclasses
+from typing import Callable, Optional
+
+import numpy as np
+import tensorflow as tf
+
+from facegcn_tf.assets import loaders
+from facegcn_tf.data import alignment
+from facegcn_tf.data.preprocess import FacePreprocessor
+from facegcn_tf.morphable import load_model
+from facegcn_tf.morphable.model import MorphableModel
+from facegcn_tf.networks.identity import IdentityEncoder
+from facegcn_tf.pipeline.settings import Settings
+from facegcn_tf.refinement import per_image
+from facegcn_tf.render.renderer import FaceRenderer
+
+
+@dataclasses.dataclass
+class Components:
+  """The models of a run.
+
+  Attributes:
+    model: the texture mesh's face model (what is exported).
+    renderer: renders `model` at the aligned crop size.
+    fit_renderer: renders the coarser mesh the coefficients are fitted on (ICT: the
+      9,409-vertex face shares the subdivided model's coefficients exactly), or None to
+      fit on `model` itself.
+    template5: [5, 3] the 5-point alignment template of `model`.
+    preprocessor: detection, dense landmarks, alignment, masks.
+    identity: the identity encoder (aligned crops -> features).
+    refiner: per-image GCN refinement (None when the run does not refine).
+    rnet: a feed-forward coarse regressor, crops [B, S, S, 3] 0..255 -> [B, N], or None
+      to fit.
+  """
+  model: MorphableModel
+  renderer: FaceRenderer
+  fit_renderer: Optional[FaceRenderer]
+  template5: np.ndarray
+  preprocessor: FacePreprocessor
+  identity: IdentityEncoder
+  refiner: Optional[per_image.PerImageRefiner]
+  rnet: Optional[Callable[[tf.Tensor], tf.Tensor]]
+
+
+def fitting_model(settings: Settings) -> Optional[MorphableModel]:
+  """The coarser model the coefficients are fitted on, or None to fit on the texture mesh."""
+  if settings.face_model == "ict":
+    return load_model("ict_coarse", settings.model_path)
+  return None
+
+
+def build_components(settings: Settings) -> Components:
+  """Loads the face models and networks `settings` asks for.
+
+  Raises:
+    AssetNotFoundError, ValueError: a missing or unfitting model, weight or checkpoint
+      file (the message names it and where it goes).
+  """
+  model = load_model(settings.face_model, settings.model_path)
+  renderer = FaceRenderer(model)
+  coarse_model = fitting_model(settings)
+  template5 = alignment.five_point_template(model.mean_shape[model.landmarks68])
+  identity = loaders.load_identity_encoder("dlib", template5=template5)
+  refiner = None
+  if settings.refines:
+    config = per_image.PerImageConfig(steps=settings.refine_steps)
+    refiner = per_image.PerImageRefiner(renderer, identity, config, settings.gcn_checkpoint)
+  rnet = (loaders.load_rnet_predictor(settings.rnet_checkpoint, model.layout)
+          if settings.rnet_checkpoint else None)
+  return Components(
+      model=model, renderer=renderer,
+      fit_renderer=FaceRenderer(coarse_model) if coarse_model is not None else None,
+      template5=template5,
+      preprocessor=FacePreprocessor(template5, min_confidence=settings.min_confidence),
+      identity=identity, refiner=refiner, rnet=rnet)
+
+
+__all__ = ["Components", "build_components", "fitting_model"]

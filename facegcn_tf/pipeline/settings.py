@@ -1,0 +1,58 @@
+"""What a reconstruction run does: the `Settings` every stage reads."""
+
+import dataclasses
+from typing import Optional, Tuple
+
+from facegcn_tf.export import writer
+from facegcn_tf.fitting.fitter import FitConfig
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+  """What `Reconstructor` does.
+
+  Attributes:
+    face_model: "ict" (default), "ict_coarse" or "bfm".
+    model_path: model file (default: asset search path).
+    min_confidence: detector threshold.
+    all_faces: reconstruct every face of a photo (NAME_face0, NAME_face1, ...), not only
+      the most confident one.
+    batch_size: faces fitted / refined together.
+    fit_config: the coarse fitting schedule.
+    refine_steps: per-image GCN refinement steps (0: export the coarse albedo as "fine").
+    rnet_checkpoint: a trained R-Net (``rnet.weights.h5`` from ``train.py --stage=rnet``,
+      with its ``rnet.json`` beside it) or Deep3DFace's ``FaceReconModel.pb`` (BFM): the
+      coarse coefficients come from it, feed-forward, instead of fitting.
+    gcn_checkpoint: a trained generator (``train.py --stage=gcn``) the refinement starts
+      from (with ``refine_steps=0``: used as is, feed-forward).
+    formats: export formats (`writer.FORMATS`).
+    texture_size: UV texture side.
+    overwrite: redo faces whose outputs exist.
+  """
+  face_model: str = "ict"
+  model_path: Optional[str] = None
+  min_confidence: float = 0.9
+  all_faces: bool = False
+  batch_size: int = 4
+  fit_config: FitConfig = FitConfig()
+  refine_steps: int = 150
+  rnet_checkpoint: Optional[str] = None
+  gcn_checkpoint: Optional[str] = None
+  formats: Tuple[str, ...] = writer.DEFAULT_FORMATS
+  texture_size: int = 1024
+  overwrite: bool = False
+
+  def __post_init__(self):
+    if self.batch_size < 1:
+      raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+    if self.refine_steps < 0:
+      raise ValueError(f"refine_steps must be >= 0, got {self.refine_steps}")
+    object.__setattr__(self, "formats", writer.check_formats(self.formats))
+
+  @property
+  def refines(self) -> bool:
+    """Whether a GCN refinement stage runs (steps to take, or a generator to run)."""
+    return self.refine_steps > 0 or bool(self.gcn_checkpoint)
+
+
+__all__ = ["Settings"]

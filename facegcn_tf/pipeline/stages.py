@@ -1,0 +1,99 @@
+"""The typed results the pipeline's stages hand forward.
+
+    photo path --prepare--> PreparedPhoto --coarse--> CoarseFit --refine--> Refinement
+               --results--> export.result.FaceResult --save--> files
+
+Each stage keeps what it computed (renders, raster, visibility, figures) so the next one
+never recomputes it. Batched arrays carry a leading [B] over the faces of one batch.
+"""
+
+import dataclasses
+import pathlib
+from typing import Dict, List
+
+import numpy as np
+import tensorflow as tf
+
+from facegcn_tf.data.preprocess import PreparedFace
+from facegcn_tf.render.renderer import Rendering
+
+
+@dataclasses.dataclass
+class PreparedPhoto:
+  """A photo and its detected, aligned faces.
+
+  Attributes:
+    path: where it was read from.
+    photo: [H, W, 3] uint8 RGB, full resolution.
+    faces: the prepared faces (crop, alignment, landmarks, masks, detection), most
+      confident first.
+    features: [F, D] identity features of each face's aligned crop.
+  """
+  path: pathlib.Path
+  photo: np.ndarray
+  faces: List[PreparedFace]
+  features: np.ndarray
+
+
+@dataclasses.dataclass
+class FaceBatch:
+  """B prepared faces stacked for the networks.
+
+  Attributes:
+    images: [B, S, S, 3] float32 aligned crops, RGB 0..255.
+    landmarks: [B, 68, 2] detected landmarks, aligned pixels.
+    face_mask: [B, S, S] float32 face region (the losses' mask).
+    features: [B, D] identity features of the crops.
+  """
+  images: np.ndarray
+  landmarks: np.ndarray
+  face_mask: np.ndarray
+  features: np.ndarray
+
+  @classmethod
+  def stack(cls, faces: List[PreparedFace], features: List[np.ndarray]) -> "FaceBatch":
+    return cls(images=np.stack([f.aligned.image for f in faces]).astype(np.float32),
+               landmarks=np.stack([f.landmarks68 for f in faces]).astype(np.float32),
+               face_mask=np.stack([f.masks.face for f in faces]).astype(np.float32),
+               features=np.stack(features).astype(np.float32))
+
+
+@dataclasses.dataclass
+class CoarseFit:
+  """The coarse 3DMM of a batch, posed and rendered once on the texture mesh.
+
+  Attributes:
+    coeffs: [B, N] coefficients.
+    rendering: the lit coarse render at the crop size (image [B, S, S, 3] unclipped,
+      coverage mask, raster, posed geometry, lit colours): the one rasterization of the
+      fitted face that every later stage reuses.
+    albedo: [B, V, 3] coarse albedo in [0, 1].
+    visibility: [B, V] 1 where the photo shows the vertex.
+    landmarks: [B, 68, 2] projected model landmarks, aligned pixels.
+    figures: name -> [B] (fitting losses, landmark NME).
+  """
+  coeffs: tf.Tensor
+  rendering: Rendering
+  albedo: tf.Tensor
+  visibility: tf.Tensor
+  landmarks: np.ndarray
+  figures: Dict[str, np.ndarray]
+
+
+@dataclasses.dataclass
+class Refinement:
+  """The fine texture of a batch.
+
+  Attributes:
+    fine_albedo: [B, V, 3] in [0, 1].
+    lit_colors: [B, V, 3] the fine albedo under the fitted light, in [0, 1].
+    render: [B, S, S, 3] the lit fine face in [0, 1], 0 outside the coverage.
+    figures: name -> [B] (the refinement's own losses and figures, prefixed "refine_").
+  """
+  fine_albedo: np.ndarray
+  lit_colors: np.ndarray
+  render: np.ndarray
+  figures: Dict[str, np.ndarray]
+
+
+__all__ = ["CoarseFit", "FaceBatch", "PreparedPhoto", "Refinement"]
