@@ -1,6 +1,6 @@
 """Benchmarks: prints numbers and records them in docs/benchmarks.md.
 
-Each suite is a module in scripts/bench_suites/ with `TITLE` and
+Each suite is a module of the `benchmarks` package (benchmarks/) with `TITLE` and
 `run(quick: bool) -> [(metric, value, unit), ...]`. Only the suites that ran are replaced
 in the markdown file; the others keep their last recorded numbers.
 
@@ -13,25 +13,24 @@ import os
 import pathlib
 import platform
 import re
-import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "scripts"))
+import benchmarks  # noqa: E402
 
-_SUITES = flags.DEFINE_list("suites", None, "Suites to run (default: all in bench_suites/).")
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+_SUITES = flags.DEFINE_list("suites", None, "Suites to run (default: all in benchmarks/).")
 _QUICK = flags.DEFINE_bool("quick", False, "Fewer repetitions / smaller sizes.")
 _OUTPUT = flags.DEFINE_string("output", str(ROOT / "docs" / "benchmarks.md"),
                               "Markdown file to update ('' to skip).")
 
 
 def available_suites():
-  return sorted(p.stem for p in (ROOT / "scripts" / "bench_suites").glob("*.py")
+  return sorted(p.stem for p in pathlib.Path(benchmarks.__file__).parent.glob("*.py")
                 if not p.stem.startswith("_"))
 
 
@@ -89,7 +88,7 @@ def main(argv):
       " --quick" if _QUICK.value else "")
   sections = {}
   for name in names:
-    module = importlib.import_module(f"bench_suites.{name}")
+    module = importlib.import_module(f"benchmarks.{name}")
     print(f"== {module.TITLE}", flush=True)
     rows = module.run(_QUICK.value)
     for metric, value, unit in rows:

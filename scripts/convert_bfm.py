@@ -14,13 +14,10 @@ The default output is assets/bfm/BFM_model_front.mat ($FACEGCN_ASSETS/bfm/ if se
 where facegcn_tf.morphable.load_model("bfm") looks.
 """
 
-import pathlib
 import sys
 
 from absl import app
 from absl import flags
-
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 
 from facegcn_tf.errors import FaceGCNError  # noqa: E402
 from facegcn_tf.morphable import bfm_convert  # noqa: E402

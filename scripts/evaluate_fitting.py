@@ -9,14 +9,11 @@ photos) and saves the photo overlays as `<images_dir>/fit_<name>.png`.
 
 import os
 import pathlib
-import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
-
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 
 _FACES = flags.DEFINE_integer("faces", 24, "Synthetic faces to fit (0 to skip).")
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of the synthetic faces.")

@@ -18,8 +18,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
-
 _PHOTOS = flags.DEFINE_list("photos", [], "Photos to evaluate (default: astronaut, Grace Hopper).")
 _FACE_MODEL = flags.DEFINE_enum("face_model", "ict", ["ict", "ict_coarse", "bfm"], "Face model.")
 _MODEL_PATH = flags.DEFINE_string("model_path", None, "Face model file (default: asset search path).")

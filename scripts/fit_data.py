@@ -10,15 +10,12 @@ already fitted, so an interrupted run continues where it stopped.
 """
 
 import os
-import pathlib
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
-
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 
 _DATA = flags.DEFINE_string("data", None, "Glob of the prepare_data TFRecord shards.",
                             required=True)

@@ -13,12 +13,9 @@ Usage:
 """
 
 import pathlib
-import sys
 
 from absl import app
 from absl import flags
-
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 
 from facegcn_tf import assets  # noqa: E402
 

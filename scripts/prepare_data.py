@@ -13,14 +13,11 @@ JSON manifest per shard; a re-run skips finished shards. Photos that fail
 
 import os
 import pathlib
-import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
-
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 
 _INPUT_DIR = flags.DEFINE_string("input_dir", None, "Folder of photos.", required=True)
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Folder for the shards.", required=True)

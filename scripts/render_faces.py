@@ -8,14 +8,11 @@ bottom row: lit), 224×224 each.
 
 import os
 import pathlib
-import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
-
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", "outputs/renders", "Where the PNGs go.")
 _FACE_MODEL = flags.DEFINE_enum("face_model", "ict", ["ict", "ict_coarse", "bfm"], "Face model.")
@@ -32,6 +29,7 @@ def main(argv):
   import tensorflow as tf
 
   from facegcn_tf.morphable import load_model
+  from facegcn_tf.render import light_presets
   from facegcn_tf.render.camera import Camera
   from facegcn_tf.render.random_faces import random_coefficients
   from facegcn_tf.render.renderer import FaceRenderer
@@ -42,8 +40,7 @@ def main(argv):
       np.zeros((1, model.layout.total), np.float32),
       random_coefficients(model.layout, _COUNT.value, seed=_SEED.value,
                           bounded_expressions=model.name.startswith("ict"))])
-  gamma = coeffs[0, model.layout.slices()["gamma"]].reshape(3, 9)  # a view into coeffs
-  gamma[:, 0], gamma[:, 1], gamma[:, 2] = 0.3, -0.15, 0.3  # mean face: light from front-top
+  coeffs[0, model.layout.slices()["gamma"]] = light_presets.preset("front_top").numpy()  # mean face
   coeffs = tf.constant(coeffs)
   lit = renderer.render(coeffs, background=1.0)
   albedo = renderer.render(coeffs, lit=False, background=1.0, geometry=lit.geometry,

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One-command setup for facegcn_tf (idempotent: a second run takes seconds).
 #
-#   1. .venv with the pinned packages (requirements.txt; requirements-nodeps.txt --no-deps)
+#   1. .venv with the pinned packages (requirements.txt; requirements-nodeps.txt --no-deps),
+#      then this project installed into it in editable mode (pyproject.toml)
 #   2. Bazel (Debian's bazel-bootstrap) where it is missing
 #   3. bazel build //third_party:rasterizer  (tf_mesh_renderer op against the venv's TF)
 #   4. offline assets: example photos, ICT face model check, identity-network weights
@@ -9,7 +10,7 @@
 # Environment:
 #   PYTHON           interpreter used to create .venv (default: python3; needs >= 3.10)
 #   FACEGCN_ASSETS   where converted assets go / are searched first (default: ./assets)
-#   SETUP_SKIP       comma list of steps to skip: venv,bazel,build,assets
+#   SETUP_SKIP       comma list of steps to skip: venv,package,bazel,build,assets
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -41,6 +42,26 @@ EOF
     echo "$want" > "$STAMPS/requirements"
   else
     log "packages up to date"
+  fi
+fi
+
+# ---------------------------------------------------------------- 1b. the project, editable
+# `import facegcn_tf` / `import benchmarks` from anywhere with .venv/bin/python; scripts/ rely
+# on it. Offline: the build backend (setuptools >= 64, PEP 660) comes from the venv itself.
+if ! skip package; then
+  mkdir -p "$STAMPS"
+  want="$(digest pyproject.toml)-$ROOT"
+  installed=("$VENV"/lib/python*/site-packages/facegcn_tf-*.dist-info)
+  if [[ -d "${installed[0]}" && "$(cat "$STAMPS/package" 2>/dev/null)" == "$want" ]]; then
+    log "facegcn_tf installed (editable)"
+  else
+    if ! "$PY" -c 'import sys, setuptools; sys.exit(int(setuptools.__version__.split(".")[0]) < 64)' 2>/dev/null; then
+      log "installing setuptools (build backend of the editable install)"
+      "$PY" -m pip install --quiet --disable-pip-version-check "setuptools>=64"
+    fi
+    log "pip install -e . (editable)"
+    "$PY" -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+    echo "$want" > "$STAMPS/package"
   fi
 fi
 

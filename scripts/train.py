@@ -20,15 +20,12 @@ the run. TensorBoard logs go to ``<output_dir>/tensorboard``.
 
 import importlib
 import os
-import pathlib
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
-
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 
 # name -> module with make_config(runtime, **settings) and train(config).
 STAGES = {

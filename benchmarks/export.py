@@ -5,7 +5,7 @@ import tempfile
 
 import numpy as np
 
-from bench_suites._timing import time_ms
+from benchmarks._timing import time_ms
 from facegcn_tf.data import alignment
 from facegcn_tf.export import atomic
 from facegcn_tf.export import invisible_fill

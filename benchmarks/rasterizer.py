@@ -3,7 +3,7 @@
 import numpy as np
 import tensorflow as tf
 
-from bench_suites._timing import time_ms
+from benchmarks._timing import time_ms
 from facegcn_tf.render import rasterizer
 
 TITLE = "Rasterizer (tf_mesh_renderer op and the batched wrapper), 224x224"

@@ -9,7 +9,7 @@ to every trainable weight). The critic runs on 224x224 images.
 import numpy as np
 import tensorflow as tf
 
-from bench_suites._timing import time_ms
+from benchmarks._timing import time_ms
 from facegcn_tf.graph import hierarchy as hierarchy_lib
 from facegcn_tf.morphable import ict
 from facegcn_tf.networks import critic as critic_lib

@@ -12,7 +12,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from bench_suites._timing import time_ms
+from benchmarks._timing import time_ms
 from facegcn_tf import assets
 from facegcn_tf.errors import AssetNotFoundError
 from facegcn_tf.networks import identity

@@ -12,7 +12,7 @@ import numpy as np
 import tensorflow as tf
 import trimesh
 
-from bench_suites._timing import time_ms
+from benchmarks._timing import time_ms
 from facegcn_tf.graph import hierarchy
 from facegcn_tf.graph import layers
 from facegcn_tf.graph import mesh_decimation

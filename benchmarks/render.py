@@ -6,7 +6,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from bench_suites._timing import time_ms
+from benchmarks._timing import time_ms
 from facegcn_tf.graph.hierarchy import build_hierarchy
 from facegcn_tf.morphable.ict import load_ict
 from facegcn_tf.render.random_faces import random_coefficients

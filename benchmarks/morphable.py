@@ -7,7 +7,7 @@ import time
 
 import numpy as np
 
-from bench_suites._timing import time_ms
+from benchmarks._timing import time_ms
 from facegcn_tf.morphable import albedo
 from facegcn_tf.morphable import ict
 from facegcn_tf.morphable import regions

@@ -10,7 +10,7 @@ import time
 
 import tensorflow as tf
 
-from bench_suites._timing import time_ms
+from benchmarks._timing import time_ms
 from facegcn_tf.morphable.ict import load_ict
 from facegcn_tf.networks.rnet import build_rnet
 from facegcn_tf.render.random_faces import random_coefficients

@@ -15,7 +15,7 @@ import time
 import cv2
 import numpy as np
 
-from bench_suites._timing import time_ms
+from benchmarks._timing import time_ms
 from facegcn_tf.data import alignment, dataset, face_mask, image_io
 from facegcn_tf.data.dense_landmarks import DenseLandmarker
 from facegcn_tf.data.detection import FaceDetector
@@ -23,7 +23,7 @@ from facegcn_tf.data.preprocess import FacePreprocessor
 
 TITLE = "Data: load, detect, align, dense landmarks, masks; prepare_data and reader throughput"
 
-_REPO = pathlib.Path(__file__).resolve().parent.parent.parent
+_REPO = pathlib.Path(__file__).resolve().parent.parent
 
 
 def _photos(folder: pathlib.Path):

@@ -18,7 +18,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from bench_suites._timing import time_ms
+from benchmarks._timing import time_ms
 from facegcn_tf.data import alignment
 from facegcn_tf.morphable import ict
 from facegcn_tf.networks import identity as identity_lib
