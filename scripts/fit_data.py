@@ -58,9 +58,9 @@ def main(argv):
                  if _FACE_MODEL.value == "ict" else None)
     encoder = None
     if _IDENTITY.value == "dlib":
-      from facegcn_tf.networks import identity  # pylint: disable=import-outside-toplevel
+      from facegcn_tf.assets import loaders  # pylint: disable=import-outside-toplevel
       template5 = alignment.five_point_template(model.mean_shape[model.landmarks68])
-      encoder = identity.build_identity_encoder("dlib", template5=template5)
+      encoder = loaders.load_identity_encoder("dlib", template5=template5)
     base = FitConfig()
     scale = _FIT_STEPS.value
     config = base.replace(landmark_steps=max(1, round(base.landmark_steps * scale)),

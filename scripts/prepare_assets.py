@@ -6,7 +6,7 @@ Steps:
   examples   the real example photos shipped in registry packages
              (scikit-image astronaut + camera, matplotlib grace_hopper) -> examples/
   ict        checks that the ICT Face Model Light is on the asset search path
-  identity   fetches and converts the dlib face-descriptor weights (networks/identity_assets.py)
+  identity   fetches and converts the dlib face-descriptor weights (facegcn_tf/assets/identity_weights.py)
 
 Usage:
   python scripts/prepare_assets.py [--steps=examples,ict,identity] [--assets_dir=DIR]
@@ -62,8 +62,8 @@ def step_ict() -> str:
 
 
 def step_identity() -> str:
-  from facegcn_tf.networks import identity_assets
-  return "identity: " + identity_assets.prepare(assets.writable_asset_dir("identity"))
+  from facegcn_tf.assets import identity_weights
+  return "identity: " + identity_weights.prepare(assets.writable_asset_dir("identity"))
 
 
 _STEP_FNS = {"examples": step_examples, "ict": step_ict, "identity": step_identity}

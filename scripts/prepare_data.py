@@ -55,12 +55,12 @@ def _read_skip_list(path):
 def _identity_feature_fn(template5, fit_method):
   """The dlib identity encoder as a numpy callable, imported only when asked for."""
   try:
-    from facegcn_tf.networks import identity  # pylint: disable=import-outside-toplevel
+    from facegcn_tf.assets import loaders  # pylint: disable=import-outside-toplevel
   except ImportError as err:
-    raise app.UsageError(f"--identity=dlib needs facegcn_tf.networks.identity ({err}); "
+    raise app.UsageError(f"--identity=dlib needs facegcn_tf.assets.loaders ({err}); "
                          "use --identity=none") from err
   import numpy as np  # pylint: disable=import-outside-toplevel
-  encoder = identity.build_identity_encoder("dlib", template5=template5, fit_method=fit_method)
+  encoder = loaders.load_identity_encoder("dlib", template5=template5, fit_method=fit_method)
   return lambda batch: np.asarray(encoder(batch))
 
 

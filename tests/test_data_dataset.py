@@ -121,9 +121,9 @@ def test_reader_round_trips_the_prepared_faces(written, photo_dir, preprocessor)
 
 
 def test_feature_vectors_from_an_injected_callable(photo_dir, preprocessor, ict_template5, tmp_path):
-  identity = pytest.importorskip("facegcn_tf.networks.identity")
+  loaders = pytest.importorskip("facegcn_tf.assets.loaders")
   try:
-    encoder = identity.build_identity_encoder("dlib", template5=ict_template5)
+    encoder = loaders.load_identity_encoder("dlib", template5=ict_template5)
   except FileNotFoundError as err:
     pytest.skip(f"identity weights not available: {err}")
   summary = dataset.prepare_directory(str(photo_dir), str(tmp_path), preprocessor, shard_size=8,

@@ -11,10 +11,11 @@ import pytest
 import tensorflow as tf
 
 from facegcn_tf import assets
+from facegcn_tf.assets import identity_weights
+from facegcn_tf.assets import loaders
 from facegcn_tf.errors import AssetNotFoundError
 from facegcn_tf.networks import facenet
 from facegcn_tf.networks import identity
-from facegcn_tf.networks import identity_assets
 
 MTCNN_ORDER = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
 
@@ -56,11 +57,11 @@ def crops(astronaut, grace_hopper):
 @pytest.fixture(scope="module")
 def encoder():
   try:
-    path = assets.find_asset(f"identity/{identity_assets.WEIGHTS_FILE}")
+    path = assets.find_asset(f"identity/{identity_weights.WEIGHTS_FILE}")
   except AssetNotFoundError:
     pytest.skip("converted dlib weights absent: run "
                 "`python scripts/prepare_assets.py --steps=identity`")
-  return identity.build_identity_encoder("dlib", path)
+  return identity.dlib_encoder(identity_weights.load_weights(path))
 
 
 @pytest.fixture(scope="module")
@@ -200,7 +201,7 @@ def fake_facenet(tmp_path):
 
 
 def test_facenet_preprocessing_and_feature(fake_facenet):
-  enc = identity.build_identity_encoder("facenet", fake_facenet)
+  enc = identity.facenet_encoder(fake_facenet)
   assert enc.kind == "facenet" and enc.feature_dim == 8 * 8 * 3
   cols = np.arange(224, dtype=np.float32)
   image = np.zeros((2, 224, 224, 3), np.float32)
@@ -218,7 +219,7 @@ def test_facenet_preprocessing_and_feature(fake_facenet):
 
 
 def test_facenet_is_differentiable(fake_facenet):
-  enc = identity.build_identity_encoder("facenet", fake_facenet)
+  enc = identity.facenet_encoder(fake_facenet)
   x = tf.Variable(np.full((1, 224, 224, 3), 100.0, np.float32))
   with tf.GradientTape() as tape:
     y = tf.reduce_sum(enc(x))
@@ -230,10 +231,9 @@ def test_facenet_is_differentiable(fake_facenet):
   assert g.sum() == pytest.approx(160 * 160 * 3 / (400 * 128), rel=1e-4)
 
 
-def test_facenet_missing_file_says_where_to_get_it(tmp_path):
-  with pytest.raises(AssetNotFoundError, match="20170512-110547") as err:
-    identity.build_identity_encoder("facenet", tmp_path / "20170512-110547.pb")
-  assert "assets/facenet/" in str(err.value) and "--facenet_path" in str(err.value)
+def test_facenet_given_a_missing_file_says_so(tmp_path):
+  with pytest.raises(AssetNotFoundError, match="20170512-110547.pb' not found"):
+    identity.facenet_encoder(tmp_path / "20170512-110547.pb")
 
 
 def test_facenet_rejects_wrong_graphs(tmp_path):
@@ -250,8 +250,50 @@ def test_facenet_rejects_wrong_graphs(tmp_path):
     facenet.FaceNetFeatures(other)
 
 
-def test_unknown_kind_and_missing_dlib_weights(tmp_path):
+def test_dlib_encoder_refuses_weights_that_do_not_fit():
+  with pytest.raises(ValueError, match="do not fit"):
+    identity.dlib_encoder({"fc": np.zeros((256, 128), np.float32)})
+
+
+# --- finding the weights (facegcn_tf.assets.loaders) ---
+
+def _no_command_lines(message):
+  return "scripts/" not in message and "python " not in message and " --" not in message
+
+
+def test_loader_builds_both_kinds(fake_facenet, encoder):
+  enc = loaders.load_identity_encoder("facenet", weights_path=fake_facenet)
+  assert enc.kind == "facenet" and enc.feature_dim == 8 * 8 * 3
+  enc = loaders.load_identity_encoder("facenet", weights_path=fake_facenet.parent)
+  assert enc.kind == "facenet"
+  dlib = loaders.load_identity_encoder("dlib", template5=identity.D3D_TEMPLATE5)
+  assert dlib.kind == "dlib" and dlib.feature_dim == 128 and dlib.window == encoder.window
+  crop = np.full((1, 224, 224, 3), 120.0, np.float32)
+  np.testing.assert_allclose(dlib(crop).numpy(), encoder(crop).numpy(), atol=1e-6)
+
+
+def test_loader_missing_facenet_says_what_and_where_it_goes(tmp_path):
+  with pytest.raises(AssetNotFoundError, match="20170512-110547") as err:
+    loaders.load_identity_encoder("facenet", weights_path=tmp_path / "20170512-110547.pb")
+  assert "assets/facenet/" in str(err.value) and _no_command_lines(str(err.value))
+
+
+def test_loader_unknown_kind_and_missing_dlib_weights(tmp_path, monkeypatch):
   with pytest.raises(ValueError, match="unknown identity encoder kind"):
-    identity.build_identity_encoder("arcface")
-  with pytest.raises(AssetNotFoundError, match="setup.sh"):
-    identity.build_identity_encoder("dlib", tmp_path / "dlib_resnet_v1.npz")
+    loaders.load_identity_encoder("arcface")
+  with pytest.raises(AssetNotFoundError, match="dlib identity weights") as err:
+    loaders.load_identity_encoder("dlib", weights_path=tmp_path / "dlib_resnet_v1.npz")
+  assert "assets/identity/" in str(err.value) and _no_command_lines(str(err.value))
+  monkeypatch.setattr(assets, "REPO_ASSETS", tmp_path / "no_assets")
+  monkeypatch.setattr(assets, "SHARED_MODELS", tmp_path / "no_shared")
+  monkeypatch.delenv(assets.ENV_VAR, raising=False)
+  with pytest.raises(AssetNotFoundError, match="identity/dlib_resnet_v1.npz") as err:
+    loaders.locate_dlib_weights()
+  assert "assets/identity/" in str(err.value) and _no_command_lines(str(err.value))
+
+
+def test_loader_refuses_a_dlib_file_that_does_not_fit(tmp_path):
+  path = tmp_path / "wrong.npz"
+  np.savez(path, fc=np.zeros((256, 128), np.float32))
+  with pytest.raises(ValueError, match="do not fit"):
+    loaders.load_dlib_resnet(path)

@@ -15,23 +15,25 @@ import pytest
 import tensorflow as tf
 
 from facegcn_tf import assets
+from facegcn_tf.assets import identity_weights
 from facegcn_tf.errors import AssetNotFoundError
-from facegcn_tf.networks import identity_assets
 from facegcn_tf.networks import identity_dlib
 
 REFERENCE = pathlib.Path(__file__).parent / "data" / "identity_dlib_reference.npz"
 
 
 def _converted(name):
+  """The named arrays of a converted weight file (skips when setup has not written it)."""
   try:
-    return assets.find_asset(f"identity/{name}")
+    path = assets.find_asset(f"identity/{name}")
   except AssetNotFoundError:
     pytest.skip(f"identity/{name} absent: run `python scripts/prepare_assets.py --steps=identity`")
+  return identity_weights.load_weights(path)
 
 
 @pytest.fixture(scope="module")
 def model():
-  return identity_dlib.load_dlib_resnet(_converted(identity_assets.WEIGHTS_FILE))
+  return identity_dlib.frozen_dlib_resnet(_converted(identity_weights.WEIGHTS_FILE))
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +83,7 @@ def test_reproduces_dlib_descriptors(model, reference):
 
 
 def test_tfjs_uint8_weights_stay_close_to_dlib(reference):
-  net = identity_dlib.load_dlib_resnet(_converted(identity_assets.TFJS_WEIGHTS_FILE))
+  net = identity_dlib.frozen_dlib_resnet(_converted(identity_weights.TFJS_WEIGHTS_FILE))
   chips, expected = reference
   dist = np.linalg.norm(net(chips).numpy() - expected, axis=-1)
   assert np.all(dist < 0.08), dist        # measured 0.036-0.039
@@ -98,16 +100,9 @@ def test_model_is_frozen_but_differentiable(model, reference):
   assert np.isfinite(g).all() and np.count_nonzero(g) > 0.5 * g.size
 
 
-def test_missing_weight_file_says_how_to_create_it(tmp_path):
-  with pytest.raises(AssetNotFoundError, match="prepare_assets.py --steps=identity"):
-    identity_dlib.load_dlib_resnet(tmp_path / "dlib_resnet_v1.npz")
-
-
-def test_weight_file_that_does_not_fit_is_refused(tmp_path):
-  path = tmp_path / "wrong.npz"
-  np.savez(path, fc=np.zeros((256, 128), np.float32))
-  with pytest.raises(ValueError, match="does not fit"):
-    identity_dlib.load_dlib_resnet(path)
+def test_weights_that_do_not_fit_are_refused():
+  with pytest.raises(ValueError, match="do not fit"):
+    identity_dlib.frozen_dlib_resnet({"fc": np.zeros((256, 128), np.float32)})
   net = identity_dlib.build_dlib_resnet()
   weights = {n: np.zeros(v.shape, np.float32) for v, n in identity_dlib._layer_assignments(net)}
   weights["fc"] = np.zeros((128, 256), np.float32)

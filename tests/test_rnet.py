@@ -1,12 +1,15 @@
-"""R-Net: the Keras regressor (layout, zero-initialised heads, input convention) and the
+"""R-Net: the Keras regressor (layout, zero-initialised heads, input convention), the
 loader of Deep3DFace's frozen FaceReconModel.pb (on a small synthetic graph with the
-same tensor names)."""
+same tensor names), and finding both kinds of file (facegcn_tf.assets.loaders)."""
+
+import json
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from facegcn_tf.assets import loaders
 from facegcn_tf.errors import AssetNotFoundError
 from facegcn_tf.morphable.model import BFM_LAYOUT, CoeffLayout
 from facegcn_tf.networks import rnet, rnet_pb
@@ -75,7 +78,7 @@ def test_input_is_rgb_0_255_converted_like_keras_caffe_preprocessing():
 def test_bad_arguments_are_rejected(tmp_path):
   with pytest.raises(ValueError, match="input_size"):
     rnet.build_rnet(BFM_LAYOUT, input_size=16)
-  with pytest.raises(ValueError, match="download"):
+  with pytest.raises(ValueError, match="internet"):
     rnet.build_rnet(BFM_LAYOUT, input_size=SIZE, backbone_weights="imagenet")
   with pytest.raises(AssetNotFoundError, match="resnet50_notop.h5"):
     rnet.build_rnet(BFM_LAYOUT, input_size=SIZE, backbone_weights=tmp_path / "resnet50_notop.h5")
@@ -108,10 +111,20 @@ def test_load_rnet_round_trip(bfm_rnet, tmp_path):
                                   bfm_rnet(x, training=False)[0].numpy())
     with pytest.raises(ValueError, match="do not fit"):
       rnet.load_rnet(path, CoeffLayout(3, 3, 3), input_size=SIZE)
+    # The loader reads the input size from rnet.json beside the weights and resizes to it.
+    (tmp_path / loaders.RNET_CONFIG_FILE).write_text(json.dumps({"input_size": SIZE}))
+    assert loaders.rnet_input_size(path) == SIZE
+    predict = loaders.load_rnet_predictor(path, BFM_LAYOUT)
+    big = tf.image.resize(x, [2 * SIZE, 2 * SIZE])
+    np.testing.assert_allclose(
+        predict(big).numpy(),
+        bfm_rnet(tf.image.resize(big, [SIZE, SIZE]), training=False)[0].numpy(), atol=1e-5)
   finally:
     head.set_weights([kernel, bias])
-  with pytest.raises(AssetNotFoundError, match="scripts/train.py --stage=rnet"):
+  with pytest.raises(AssetNotFoundError, match="rnet.weights.h5") as err:
     rnet.load_rnet(tmp_path / "missing.weights.h5", BFM_LAYOUT, input_size=SIZE)
+  assert "scripts/" not in str(err.value)
+  assert loaders.rnet_input_size(tmp_path / "elsewhere" / "rnet.weights.h5") == 224
 
 
 # --- Deep3DFace's frozen graph, on a synthetic stand-in with the same tensor names ---
@@ -158,23 +171,40 @@ def test_frozen_rnet_resizes_other_sizes_and_runs_in_tf_function(tmp_path):
     net(np.zeros((1, 224, 224), np.float32))
 
 
-def test_frozen_rnet_missing_file_says_where_to_get_it(tmp_path, monkeypatch):
-  with pytest.raises(AssetNotFoundError) as err:
+def test_frozen_rnet_given_a_missing_file_says_so(tmp_path):
+  with pytest.raises(AssetNotFoundError, match="FaceReconModel.pb' not found"):
     rnet_pb.FrozenRNet(tmp_path / "FaceReconModel.pb")
+
+
+def test_missing_rnet_graph_says_what_and_where_it_goes(tmp_path, monkeypatch):
+  with pytest.raises(AssetNotFoundError) as err:
+    loaders.load_frozen_rnet(tmp_path / "FaceReconModel.pb")
   message = str(err.value)
-  for needle in ("FaceReconModel.pb", "Deep3DFaceReconstruction", "assets/rnet/FaceReconModel.pb",
-                 "--rnet_checkpoint"):
+  for needle in ("FaceReconModel.pb", "Deep3DFaceReconstruction", "assets/rnet/FaceReconModel.pb"):
     assert needle in message
+  assert "scripts/" not in message and " --" not in message
   monkeypatch.setenv("FACEGCN_ASSETS", str(tmp_path))
   with pytest.raises(AssetNotFoundError, match="rnet/FaceReconModel.pb"):
-    rnet_pb.find_rnet_pb(tmp_path)
+    loaders.locate_rnet_pb(tmp_path)
 
 
 def test_frozen_rnet_found_on_the_asset_path(tmp_path, monkeypatch):
   (tmp_path / "rnet").mkdir()
   _write_fake_rnet(tmp_path / "rnet" / "FaceReconModel.pb")
   monkeypatch.setenv("FACEGCN_ASSETS", str(tmp_path))
-  assert rnet_pb.find_rnet_pb() == (tmp_path / "rnet" / "FaceReconModel.pb").resolve()
+  assert loaders.locate_rnet_pb() == (tmp_path / "rnet" / "FaceReconModel.pb").resolve()
+  assert loaders.load_frozen_rnet().path == (tmp_path / "rnet" / "FaceReconModel.pb").resolve()
+
+
+def test_rnet_predictor_from_a_frozen_graph(tmp_path):
+  path = _write_fake_rnet(tmp_path / "FaceReconModel.pb")
+  rgb = np.zeros((1, 224, 224, 3), np.float32)
+  rgb[..., 0] = 60.0                                 # red
+  for source in (path, tmp_path):                   # the file, or the folder holding it
+    coeffs = loaders.load_rnet_predictor(source, BFM_LAYOUT)(rgb).numpy()
+    np.testing.assert_allclose(coeffs[0], np.array([0.0, 0.0, 60.0]) @ _MIX, rtol=1e-5, atol=1e-3)
+  with pytest.raises(ValueError, match="BFM R-Net"):
+    loaders.load_rnet_predictor(path, CoeffLayout(3, 3, 3))
 
 
 def test_frozen_rnet_rejects_wrong_graphs(tmp_path):

@@ -6,7 +6,8 @@ The paper's code feeds ``input:0`` with the 224 aligned crop resized
 ``InceptionResnetV1/Logits/AvgPool_1a_8x8/AvgPool:0`` ([B, 1, 1, 1792]).
 The weights (release ``20170512-110547``, MS-Celeb-1M; Deep3DFaceReconstruction
 calls it ``FaceNetModel.pb``) are on no package registry, so the user supplies
-the file; nothing here downloads anything.
+the file; :func:`facegcn_tf.assets.loaders.locate_facenet_pb` finds it and
+:class:`FaceNetFeatures` is given its path.
 """
 
 import pathlib
@@ -22,26 +23,7 @@ FEATURE_TENSOR = "InceptionResnetV1/Logits/AvgPool_1a_8x8/AvgPool:0"
 INPUT_SIZE = 160
 FEATURE_DIM = 1792          # for the real network; read from the graph when known
 
-DEFAULT_FILE = "facenet/20170512-110547.pb"
-ALTERNATIVE_FILES = ("facenet/FaceNetModel.pb", "20170512-110547/20170512-110547.pb")
-HOW_TO_GET = (
-    "FaceNet weights are on no package registry: download the davidsandberg/facenet "
-    "release 20170512-110547 (Inception-ResNet-v1, MS-Celeb-1M) and put its frozen graph "
-    "20170512-110547.pb (or Deep3DFaceReconstruction's FaceNetModel.pb) in assets/facenet/, "
-    "or pass its path with --facenet_path.")
-
 PathLike = Union[str, pathlib.Path]
-
-
-def find_facenet(path: Optional[PathLike] = None) -> pathlib.Path:
-  """Locates the frozen graph: ``path`` (file or directory), then the asset search path.
-
-  Raises:
-    AssetNotFoundError: not found; the message names the file, its origin and
-      where to put it.
-  """
-  return frozen_graph.find_graph_file(path, DEFAULT_FILE, ALTERNATIVE_FILES, "FaceNet graph",
-                                      HOW_TO_GET)
 
 
 def load_frozen_graph(path: PathLike):
@@ -70,10 +52,18 @@ def facenet_preprocess(images: tf.Tensor) -> tf.Tensor:
 
 
 class FaceNetFeatures:
-  """``images [B, H, W, 3]`` (aligned crops, RGB 0..255) -> [B, D] AvgPool features."""
+  """``images [B, H, W, 3]`` (aligned crops, RGB 0..255) -> [B, D] AvgPool features.
 
-  def __init__(self, path: Optional[PathLike] = None):
-    self.path = find_facenet(path)
+  Args:
+    path: the frozen ``.pb`` file.
+
+  Raises:
+    AssetNotFoundError: the file does not exist.
+    ValueError: not a GraphDef, or it lacks one of the three tensors.
+  """
+
+  def __init__(self, path: PathLike):
+    self.path = pathlib.Path(path).expanduser()
     self._fn = load_frozen_graph(self.path)
     shape = self._fn.structured_outputs.shape
     dims = shape[1:] if shape.rank is not None else None

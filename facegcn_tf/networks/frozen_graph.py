@@ -1,57 +1,33 @@
-"""Frozen TF1 GraphDefs (``.pb``) as TF2 functions, and finding user-supplied ones.
+"""Frozen TF1 GraphDefs (``.pb``) as TF2 functions.
 
 The paper's frozen networks (FaceNet's ``20170512-110547.pb``, Deep3DFace's
 ``FaceReconModel.pb``) are plain GraphDefs with their weights folded in as
 constants. TF2 runs them by importing the GraphDef inside
 ``tf.compat.v1.wrap_function`` and pruning the wrapped graph to the wanted
 feeds and fetches; the result is a differentiable concrete function that works
-eagerly and inside ``tf.function``.
+eagerly and inside ``tf.function``. The caller names the file
+(:mod:`facegcn_tf.assets.loaders` finds it on the asset search path).
 """
 
 import pathlib
-from typing import Optional, Sequence, Union
+from typing import Sequence, Union
 
 import tensorflow as tf
 
-from facegcn_tf import assets
 from facegcn_tf.errors import AssetNotFoundError
 
 PathLike = Union[str, pathlib.Path]
-
-
-def find_graph_file(path: Optional[PathLike], default_file: str, alternatives: Sequence[str],
-                    what: str, how_to_get: str) -> pathlib.Path:
-  """Locates a user-supplied frozen graph.
-
-  Args:
-    path: a ``.pb`` file or a directory to search first; None = the asset
-      search path only (``facegcn_tf.assets``).
-    default_file: path relative to an asset directory, e.g. ``"rnet/FaceReconModel.pb"``.
-    alternatives: other accepted relative paths.
-    what: the network's name for the error message, e.g. ``"R-Net graph"``.
-    how_to_get: one or two sentences: where the file comes from and where to put it.
-
-  Returns:
-    The absolute path of the file.
-
-  Raises:
-    AssetNotFoundError: an explicit ``.pb`` path that does not exist, or
-      nothing on the search path; the message says how to get the file.
-  """
-  if path is not None:
-    p = pathlib.Path(path).expanduser()
-    if p.suffix == ".pb" and not p.is_file():
-      raise AssetNotFoundError(f"{what} '{p}' not found. {how_to_get}")
-  return assets.find_asset(default_file, explicit=path, how_to_get=how_to_get,
-                           alternatives=alternatives)
 
 
 def read_graph_def(path: PathLike) -> tf.compat.v1.GraphDef:
   """Parses a binary GraphDef.
 
   Raises:
+    AssetNotFoundError: the file does not exist.
     ValueError: the file is not a serialised GraphDef.
   """
+  if not pathlib.Path(path).is_file():
+    raise AssetNotFoundError(f"frozen graph '{path}' not found")
   graph_def = tf.compat.v1.GraphDef()
   try:
     graph_def.ParseFromString(pathlib.Path(path).read_bytes())
@@ -75,6 +51,7 @@ def load_frozen_graph(path: PathLike, inputs: Sequence[str], outputs, descriptio
     A concrete function taking the feeds positionally, in ``inputs`` order.
 
   Raises:
+    AssetNotFoundError: the file does not exist.
     ValueError: not a GraphDef, or one of the tensors is missing.
   """
   graph_def = read_graph_def(path)

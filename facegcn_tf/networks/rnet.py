@@ -15,8 +15,9 @@ Keras ImageNet weights given as a LOCAL file (``backbone_weights``) fit.
 Deep3DFace's TF-slim R-Net instead takes BGR 0..255 without mean subtraction;
 its released frozen graph is wrapped by :mod:`rnet_pb`.
 
-The backbone starts from random weights by default: ``weights="imagenet"``
-would download from the internet, which this project never does.
+The backbone starts from random weights by default, or from a local Keras
+ResNet-50 weights file; Keras's ``weights="imagenet"`` (fetched from the
+internet at build time) is refused.
 """
 
 import pathlib
@@ -77,8 +78,9 @@ def build_rnet(layout: CoeffLayout, input_size: int = 224,
     raise ValueError(f"input_size must be an int >= {MIN_INPUT_SIZE}, got {input_size!r}")
   if backbone_weights is not None:
     if str(backbone_weights) == "imagenet":
-      raise ValueError("backbone_weights='imagenet' would download the weights; pass the path "
-                       "of a local ResNet-50 notop .h5 file instead (or None)")
+      raise ValueError("backbone_weights='imagenet' makes Keras fetch the weights from the "
+                       "internet; pass the path of a local ResNet-50 notop .h5 file instead "
+                       "(or None)")
     if not pathlib.Path(backbone_weights).expanduser().is_file():
       raise AssetNotFoundError(f"ResNet-50 backbone weights '{backbone_weights}' not found")
     backbone_weights = str(pathlib.Path(backbone_weights).expanduser())
@@ -103,15 +105,19 @@ def load_rnet(weights_path: Union[str, pathlib.Path], layout: CoeffLayout,
               input_size: int = 224) -> keras.Model:
   """Builds the R-Net and loads trained weights (``rnet.weights.h5`` of the R-Net trainer).
 
+  Args:
+    weights_path: the ``.weights.h5`` file.
+    layout: coefficient layout the weights were trained for.
+    input_size: side of the input crops the weights were trained for.
+
   Raises:
     AssetNotFoundError: the weights file is missing.
     ValueError: the file does not fit this layout/input size.
   """
   path = pathlib.Path(weights_path).expanduser()
   if not path.is_file():
-    raise AssetNotFoundError(f"R-Net weights '{path}' not found; train them with "
-                             "scripts/train.py --stage=rnet (they are written to "
-                             "<output_dir>/rnet.weights.h5)")
+    raise AssetNotFoundError(f"R-Net weights '{path}' not found (the R-Net trainer writes "
+                             "them to <output_dir>/rnet.weights.h5)")
   model = build_rnet(layout, input_size)
   try:
     model.load_weights(str(path))

@@ -10,11 +10,12 @@ trans 3) and the ResNet-50 feature ``resnet_v1_50/pool5:0`` [B, 1, 1, 2048]
 :class:`FrozenRNet` takes the project's convention, RGB 0..255, swaps the
 channels to BGR itself, resizes other sizes to 224 (bilinear, as the GCN code
 does) and returns ``(coeffs [B, 257], pooled [B, 2048])`` like the Keras
-R-Net of :mod:`rnet`. Nothing here downloads anything.
+R-Net of :mod:`rnet`. It is given the file's path;
+:func:`facegcn_tf.assets.loaders.locate_rnet_pb` finds it on the asset search path.
 """
 
 import pathlib
-from typing import Optional, Tuple, Union
+from typing import Tuple, Union
 
 import tensorflow as tf
 
@@ -26,26 +27,7 @@ COEFF_TENSOR = "coeff:0"
 POOL_TENSOR = "resnet_v1_50/pool5:0"
 INPUT_SIZE = 224
 
-DEFAULT_FILE = "rnet/FaceReconModel.pb"
-ALTERNATIVE_FILES = ("FaceReconModel.pb", "network/FaceReconModel.pb")
-HOW_TO_GET = (
-    "Deep3DFace's R-Net weights are on no package registry: download FaceReconModel.pb "
-    "from the microsoft/Deep3DFaceReconstruction release (Google-Drive link in its README; "
-    "it needs the BFM 2009 model) and put it at assets/rnet/FaceReconModel.pb, or pass its "
-    "path with --rnet_checkpoint.")
-
 PathLike = Union[str, pathlib.Path]
-
-
-def find_rnet_pb(path: Optional[PathLike] = None) -> pathlib.Path:
-  """Locates ``FaceReconModel.pb``: ``path`` (file or directory), then the asset search path.
-
-  Raises:
-    AssetNotFoundError: not found; the message names the file, its origin and
-      where to put it.
-  """
-  return frozen_graph.find_graph_file(path, DEFAULT_FILE, ALTERNATIVE_FILES,
-                                      "R-Net graph FaceReconModel.pb", HOW_TO_GET)
 
 
 def _check_images(images) -> tf.Tensor:
@@ -62,18 +44,17 @@ class FrozenRNet:
   """Deep3DFace's frozen R-Net: aligned crops RGB 0..255 -> (coeffs [B, 257], pooled [B, 2048]).
 
   Args:
-    path: the ``.pb`` file or its directory (default: ``rnet/FaceReconModel.pb``
-      on the asset search path).
+    path: the ``.pb`` file.
 
   Raises:
-    AssetNotFoundError: the file is missing (the message says how to get it).
+    AssetNotFoundError: the file does not exist.
     ValueError: the file is not a GraphDef with the three tensors.
   """
 
   layout = BFM_LAYOUT
 
-  def __init__(self, path: Optional[PathLike] = None):
-    self.path = find_rnet_pb(path)
+  def __init__(self, path: PathLike):
+    self.path = pathlib.Path(path).expanduser()
     self._fn = frozen_graph.load_frozen_graph(
         self.path, [INPUT_TENSOR], [COEFF_TENSOR, POOL_TENSOR], "a Deep3DFace R-Net graph")
     coeff_shape, pool_shape = (t.shape for t in self._fn.structured_outputs)

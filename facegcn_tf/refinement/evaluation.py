@@ -25,11 +25,11 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from facegcn_tf.assets import loaders
 from facegcn_tf.data import alignment
 from facegcn_tf.data.preprocess import FacePreprocessor
 from facegcn_tf.fitting import fitter as fitter_lib
 from facegcn_tf.morphable import load_model
-from facegcn_tf.networks import identity as identity_lib
 from facegcn_tf.render.renderer import FaceRenderer
 from facegcn_tf.refinement import per_image
 
@@ -136,7 +136,7 @@ def evaluate(photos: Sequence[Tuple[str, np.ndarray]], face_model: str = "ict",
   fit_renderer = FaceRenderer(load_model("ict_coarse", model_path)) if face_model == "ict" else None
   template5 = alignment.five_point_template(model.mean_shape[model.landmarks68])
   preprocessor = FacePreprocessor(template5)
-  encoder = identity_lib.build_identity_encoder("dlib", template5=template5)
+  encoder = loaders.load_identity_encoder("dlib", template5=template5)
   faces = [preprocessor.prepare_image(rgb, name) for name, rgb in photos]
   names = [name for name, _ in photos]
   images = np.stack([f.aligned.image for f in faces]).astype(np.float32)

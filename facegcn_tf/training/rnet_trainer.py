@@ -19,7 +19,8 @@ The loop, checkpoints (model, optimizer, step, epoch, data iterator), resume,
 NaN guard, mixed precision, distribution and TensorBoard come from
 :mod:`training.runtime`. At the end the weights are also written to
 ``<output_dir>/rnet.weights.h5`` (+ ``rnet.json``), loadable with
-:func:`networks.rnet.load_rnet`.
+:func:`networks.rnet.load_rnet` or, input size included,
+:func:`assets.loaders.load_rnet_predictor`.
 """
 
 import dataclasses
@@ -31,6 +32,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from facegcn_tf.assets import loaders
 from facegcn_tf.data import alignment
 from facegcn_tf.data import dataset as data_lib
 from facegcn_tf.data.augment import AugmentOptions
@@ -38,7 +40,6 @@ from facegcn_tf.errors import AssetNotFoundError
 from facegcn_tf.fitting import losses
 from facegcn_tf.morphable import load_model
 from facegcn_tf.morphable.model import COEFF_NAMES, MorphableModel
-from facegcn_tf.networks import identity as identity_lib
 from facegcn_tf.networks import rnet as rnet_lib
 from facegcn_tf.render.camera import Camera
 from facegcn_tf.render.renderer import FaceRenderer
@@ -48,7 +49,7 @@ RECORD_SIZE = alignment.ALIGNED_SIZE
 IDENTITY_KINDS = ("dlib", "facenet", "none")
 PHOTO_MASKS = ("skin_mask", "face_mask", "region_mask")
 WEIGHTS_FILE = "rnet.weights.h5"
-CONFIG_FILE = "rnet.json"
+CONFIG_FILE = loaders.RNET_CONFIG_FILE
 
 
 @dataclasses.dataclass(frozen=True)
@@ -336,8 +337,8 @@ class RNetTrainer:
       return None
     model = self.face_model
     template5 = alignment.five_point_template(model.mean_shape[model.landmarks68])
-    return identity_lib.build_identity_encoder(self.config.identity, self.config.identity_weights,
-                                               template5=template5)
+    return loaders.load_identity_encoder(self.config.identity, template5=template5,
+                                         weights_path=self.config.identity_weights)
 
   # -- the model's losses --
 

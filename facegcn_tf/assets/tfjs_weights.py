@@ -6,7 +6,7 @@ and optionally ``quantization{dtype, scale, min}``). Tensors are stored back to
 back in manifest order; a ``uint8``-quantised tensor takes one byte per value
 and dequantises as ``q * scale + min``; a plain ``float32`` one takes four
 little-endian bytes. Filters are already [kh, kw, in, out] and ``fc`` is
-[256, 128], so the names and layouts match :mod:`identity_dat`.
+[256, 128], so the names and layouts match :mod:`dlib_dat`.
 """
 
 import json

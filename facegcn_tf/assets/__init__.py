@@ -1,4 +1,9 @@
-"""Where model files and other assets are found.
+"""The assets/setup layer: where model files are found, fetched and converted.
+
+This package sits above :mod:`facegcn_tf.networks`: networks are handed arrays
+or an explicit file path, and everything that knows about files lives here
+(:mod:`loaders` locates weights and builds the networks from them,
+:mod:`identity_weights` fetches and converts the dlib weights at setup time).
 
 Search path, first hit wins:
 
@@ -7,8 +12,9 @@ Search path, first hit wins:
 3. ``<repo>/assets`` — filled by ``scripts/setup.sh`` (converted weights, examples);
 4. ``<repo>/../shared/models`` — the development/CI checkout's shared folder.
 
-Nothing here downloads anything: a missing asset raises
-:class:`facegcn_tf.errors.AssetNotFoundError` whose message says how to get it.
+Only the setup steps (:mod:`identity_weights`) fetch anything; a missing asset
+raises :class:`facegcn_tf.errors.AssetNotFoundError` whose message says what is
+missing and where it goes.
 """
 
 import os
@@ -18,7 +24,7 @@ from typing import Optional, Sequence, Union
 from facegcn_tf.errors import AssetNotFoundError
 
 ENV_VAR = "FACEGCN_ASSETS"
-REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
+REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent.parent
 REPO_ASSETS = REPO_ROOT / "assets"
 SHARED_MODELS = REPO_ROOT.parent / "shared" / "models"
 

@@ -18,12 +18,13 @@ stream of the ``anet_type`` network of dlib's ``dnn_face_recognition_ex.cpp``
   from the input outward, each followed by three bools and three (cleared)
   tensors; tag and skip layers write only a version number.
 
-This module parses that stream, checks that it is exactly the expected
-ResNet-29 (layer kinds, filter counts, strides, paddings, pools), and returns
-the weights under the names used by :mod:`identity_dlib`:
+This module parses that stream, checks that it is exactly the ResNet-29 that
+:mod:`facegcn_tf.networks.identity_dlib` builds (layer kinds, filter counts,
+strides, paddings, pools; the architecture constants live there), and returns
+the weights under the names that network uses:
 ``<block>/conv/filters`` ([kh, kw, in, out], HWIO), ``<block>/conv/bias``,
 ``<block>/scale/weights`` and ``<block>/scale/biases`` (the per-channel affine
-layer) for ``block`` in :data:`BLOCK_NAMES`-derived names, and ``fc``
+layer) for ``block`` in ``STEM`` and the ``RESIDUAL_BLOCKS`` names, and ``fc``
 ([256, 128], input-major).
 """
 
@@ -32,20 +33,11 @@ from typing import Any
 
 import numpy as np
 
-# Residual stages of dlib's anet_type, input side first: (name, filters, down).
-RESIDUAL_BLOCKS = (
-    ("conv32_1", 32, False), ("conv32_2", 32, False), ("conv32_3", 32, False),
-    ("conv64_down", 64, True), ("conv64_1", 64, False), ("conv64_2", 64, False),
-    ("conv64_3", 64, False),
-    ("conv128_down", 128, True), ("conv128_1", 128, False), ("conv128_2", 128, False),
-    ("conv256_down", 256, True), ("conv256_1", 256, False), ("conv256_2", 256, False),
-    ("conv256_down_out", 256, True),
-)
-STEM = "conv32_down"          # con 7x7/2 -> affine -> relu -> max_pool 3x3/2
-INPUT_SIZE = 150              # input_rgb_image_sized<150>
-EMBEDDING_DIM = 128
-INPUT_MEAN_RGB = (122.782, 117.001, 104.298)   # dlib input_rgb_image avg_red/green/blue
-INPUT_DIVISOR = 256.0
+from facegcn_tf.networks.identity_dlib import EMBEDDING_DIM
+from facegcn_tf.networks.identity_dlib import INPUT_MEAN_RGB
+from facegcn_tf.networks.identity_dlib import INPUT_SIZE
+from facegcn_tf.networks.identity_dlib import RESIDUAL_BLOCKS
+from facegcn_tf.networks.identity_dlib import STEM
 
 _CONV_MODE = 0                # dlib layer_mode CONV_MODE (affine per channel)
 _FC_NO_BIAS = 1               # dlib fc_bias_mode FC_NO_BIAS
