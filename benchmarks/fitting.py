@@ -12,8 +12,8 @@ import numpy as np
 
 from facegcn_tf.fitting import evaluation
 from facegcn_tf.fitting import fitter as fitter_lib
-from facegcn_tf.fitting import synthetic
 from facegcn_tf.morphable.ict import load_ict
+from facegcn_tf.render import random_faces
 from facegcn_tf.render.renderer import FaceRenderer
 
 TITLE = "Coarse 3DMM fitting (default FitConfig, fit on 9,409 V, render on 37,280 V, 224 px)"
@@ -21,10 +21,10 @@ TITLE = "Coarse 3DMM fitting (default FitConfig, fit on 9,409 V, render on 37,28
 
 def _faces(renderer, batch, seed):
   rng = np.random.default_rng(seed)
-  coeffs = synthetic.random_coefficients(renderer, batch, rng)
-  backgrounds = synthetic.background_crops(evaluation.default_backgrounds(), batch,
-                                           renderer.image_size, rng)
-  return synthetic.render_faces(renderer, coeffs, backgrounds, rng)
+  coeffs = random_faces.random_coefficients(renderer.layout, batch, rng)
+  backgrounds = random_faces.background_crops(evaluation.default_backgrounds(), batch,
+                                              renderer.image_size, rng)
+  return random_faces.render_faces(renderer, coeffs, backgrounds, rng)
 
 
 def _seconds(fitter, faces):

@@ -35,7 +35,7 @@ def run(quick: bool):
     return tape.gradient(loss, coeffs)
 
   for batch in (1, 8):
-    coeffs = tf.constant(random_coefficients(model.layout, batch, seed=batch))
+    coeffs = tf.constant(random_coefficients(model.layout, batch, batch))
     rows.append((f"render, batch {batch}, fwd", time_ms(
         lambda: forward(coeffs).numpy(), repeats) / batch, "ms/image"))
     rows.append((f"render, batch {batch}, fwd+bwd (grad w.r.t. all coefficients)", time_ms(

@@ -13,7 +13,7 @@ import tensorflow as tf
 from benchmarks._timing import time_ms
 from facegcn_tf.morphable.ict import load_ict
 from facegcn_tf.networks.rnet import build_rnet
-from facegcn_tf.render.random_faces import random_coefficients
+from facegcn_tf.render.random_faces import FacePrior, random_coefficients
 from facegcn_tf.render.renderer import FaceRenderer
 from facegcn_tf.training import rnet_trainer
 from facegcn_tf.training import runtime
@@ -33,7 +33,7 @@ def run(quick: bool):
     rows.append((f"forward, batch {batch}", 1e3 * batch / ms, "images/s"))
 
   renderer = FaceRenderer(model)
-  coeffs = random_coefficients(model.layout, 4, seed=0, max_yaw_deg=20)
+  coeffs = random_coefficients(model.layout, 4, 0, FacePrior(max_yaw=20.0))
   out = renderer.render(tf.constant(coeffs), background=0.4)
   faces = {"image": tf.clip_by_value(out.image, 0, 1) * 255.0, "mask": out.mask,
            "landmarks": renderer.landmarks(out.geometry)}

@@ -38,7 +38,7 @@ def main(argv):
   renderer = FaceRenderer(model, Camera().resized(_SIZE.value))
   coeffs = np.concatenate([
       np.zeros((1, model.layout.total), np.float32),
-      random_coefficients(model.layout, _COUNT.value, seed=_SEED.value,
+      random_coefficients(model.layout, _COUNT.value, _SEED.value,
                           bounded_expressions=model.name.startswith("ict"))])
   coeffs[0, model.layout.slices()["gamma"]] = light_presets.preset("front_top").numpy()  # mean face
   coeffs = tf.constant(coeffs)

@@ -10,10 +10,10 @@ from facegcn_tf.errors import AssetNotFoundError
 from facegcn_tf.fitting import evaluation
 from facegcn_tf.fitting import fitter as fitter_lib
 from facegcn_tf.fitting import pose_init
-from facegcn_tf.fitting import synthetic
 from facegcn_tf.morphable.ict import load_ict
 from facegcn_tf.morphable.model import CoeffLayout
 from facegcn_tf.render import geometry as geo
+from facegcn_tf.render import random_faces
 from facegcn_tf.render.camera import Camera
 from facegcn_tf.render.renderer import FaceRenderer
 
@@ -34,9 +34,9 @@ def renderer(model):
 def faces(renderer):
   """Two random faces at 25 and -35 degrees of yaw over photo backgrounds."""
   rng = np.random.default_rng(7)
-  coeffs = synthetic.random_coefficients(renderer, 2, rng, yaw=[25.0, -35.0])
-  backgrounds = synthetic.background_crops(evaluation.default_backgrounds(), 2, SIZE, rng)
-  return synthetic.render_faces(renderer, coeffs, backgrounds, rng, landmark_noise=0.5)
+  coeffs = random_faces.random_coefficients(renderer.layout, 2, rng, yaw=[25.0, -35.0])
+  backgrounds = random_faces.background_crops(evaluation.default_backgrounds(), 2, SIZE, rng)
+  return random_faces.render_faces(renderer, coeffs, backgrounds, rng, landmark_noise=0.5)
 
 
 def _yaw_only(renderer, yaw_deg, id_scale=0.5):
@@ -164,9 +164,9 @@ def test_initial_appearance_explains_the_colours(renderer, faces):
 
 
 def test_identity_loss_is_used_when_an_encoder_is_given(renderer, faces):
-  from facegcn_tf.assets import loaders
+  from facegcn_tf.networks.identity import build_identity_encoder
   try:
-    encoder = loaders.load_identity_encoder("dlib")
+    encoder = build_identity_encoder("dlib")
   except AssetNotFoundError as err:
     pytest.skip(f"identity weights not prepared: {err}")
   config = fitter_lib.FitConfig(landmark_steps=0, photo_steps=3, photo_size=SIZE)

@@ -15,7 +15,7 @@ from facegcn_tf.data import alignment, dataset, face_mask
 from facegcn_tf.data.detection import Detection
 from facegcn_tf.data.preprocess import PreparedFace
 from facegcn_tf.morphable.ict import load_ict
-from facegcn_tf.render.random_faces import random_coefficients
+from facegcn_tf.render.random_faces import FacePrior, random_coefficients
 from facegcn_tf.render.renderer import FaceRenderer
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
@@ -26,7 +26,7 @@ def _prepared_faces(count):
   """Rendered 224 crops as `PreparedFace`s: masks = the rendered face, exact landmarks."""
   model = load_ict(subdivide=False)
   renderer = FaceRenderer(model)
-  coeffs = random_coefficients(model.layout, count, seed=3, max_yaw_deg=20)
+  coeffs = random_coefficients(model.layout, count, 3, FacePrior(max_yaw=20.0))
   out = renderer.render(tf.constant(coeffs), background=0.4)
   images = (np.clip(out.image.numpy(), 0, 1) * 255 + 0.5).astype(np.uint8)
   masks = out.mask.numpy() > 0.5

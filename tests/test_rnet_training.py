@@ -18,7 +18,7 @@ from facegcn_tf.morphable.ict import load_ict
 from facegcn_tf.morphable.model import CoeffLayout
 from facegcn_tf.networks import rnet as rnet_lib
 from facegcn_tf.render.camera import Camera
-from facegcn_tf.render.random_faces import random_coefficients
+from facegcn_tf.render.random_faces import FacePrior, random_coefficients
 from facegcn_tf.render.renderer import FaceRenderer
 from facegcn_tf.training import rnet_trainer as rtr
 from facegcn_tf.training import runtime as rt
@@ -39,7 +39,7 @@ def face_model():
 def faces(face_model):
   """Two rendered faces: image [2, 64, 64, 3] 0..255, mask, exact landmarks, source paths."""
   renderer = FaceRenderer(face_model, Camera().resized(SIZE))
-  coeffs = random_coefficients(face_model.layout, 2, seed=1, max_yaw_deg=20)
+  coeffs = random_coefficients(face_model.layout, 2, 1, FacePrior(max_yaw=20.0))
   out = renderer.render(tf.constant(coeffs), background=0.45)
   return {"image": tf.clip_by_value(out.image, 0, 1) * 255.0, "mask": out.mask,
           "landmarks": renderer.landmarks(out.geometry),

@@ -11,15 +11,14 @@ landmarks, identity transform.
 from typing import Dict
 
 import numpy as np
-import tensorflow as tf
 
 from facegcn_tf.data import dataset as data_lib
 from facegcn_tf.data.alignment import ALIGNED_SIZE, AlignedFace, AlignTransform
 from facegcn_tf.data.detection import Detection
 from facegcn_tf.data.face_mask import FaceMasks
 from facegcn_tf.data.preprocess import PreparedFace
+from facegcn_tf.render import random_faces
 from facegcn_tf.render.camera import Camera
-from facegcn_tf.render.random_faces import random_coefficients
 from facegcn_tf.render.renderer import FaceRenderer
 
 
@@ -32,27 +31,24 @@ def striped_albedo(model, frequency: float = 7.0) -> np.ndarray:
   return np.clip(model.mean_albedo * tint, 0.0, 1.0).astype(np.float32)
 
 
-def render_faces(model, count: int, seed: int = 3, max_yaw_deg: float = 20.0) -> Dict[str, np.ndarray]:
-  """`count` striped faces at 224 px.
+def striped_faces(model, count: int, seed: int = 3, max_yaw_deg: float = 20.0) -> Dict[str, np.ndarray]:
+  """`count` striped random faces (`render.random_faces`) at 224 px over flat backgrounds.
 
   Returns:
     images [N, 224, 224, 3] float32 0..255, mask [N, 224, 224] coverage,
     coeffs [N, C] (texture coefficients 0: the truth's albedo is the striped
     one), landmarks [N, 68, 2], albedo [V, 3].
   """
-  renderer = FaceRenderer(model, Camera())
-  coeffs = random_coefficients(model.layout, count, seed=seed, max_yaw_deg=max_yaw_deg,
-                               texture_scale=0.0)
-  albedo = striped_albedo(model)
-  colors = np.broadcast_to(albedo, (count,) + albedo.shape)
-  out = renderer.render(tf.constant(coeffs), vertex_colors=tf.constant(colors))
   rng = np.random.default_rng(seed)
-  background = rng.uniform(40, 200, (count, 1, 1, 3)).astype(np.float32)
-  mask = out.mask.numpy()
-  images = (np.clip(out.image.numpy() * 255, 0, 255) * mask[..., None]
-            + background * (1 - mask[..., None]))
-  return {"images": images.astype(np.float32), "mask": mask, "coeffs": coeffs,
-          "landmarks": renderer.landmarks(out.geometry).numpy(), "albedo": albedo}
+  prior = random_faces.FacePrior(max_yaw=max_yaw_deg, texture_std=0.0)
+  coeffs = random_faces.random_coefficients(model.layout, count, rng, prior)
+  albedo = striped_albedo(model)
+  background = rng.uniform(40, 200, (count, 1, 1, 3))
+  faces = random_faces.render_faces(FaceRenderer(model, Camera()), coeffs, background, rng,
+                                    landmark_noise=0.0,
+                                    vertex_colors=np.broadcast_to(albedo, (count,) + albedo.shape))
+  return {"images": faces.images, "mask": faces.face_mask, "coeffs": faces.coeffs,
+          "landmarks": faces.true_landmarks68, "albedo": albedo}
 
 
 def prepared_face(image: np.ndarray, mask: np.ndarray, landmarks: np.ndarray,
@@ -79,10 +75,10 @@ def write_records(output_dir: str, model, count: int = 4, shard_size: int = 2,
   """Writes `count` synthetic faces as TFRecord shards into `output_dir`.
 
   Returns:
-    {"pattern": the shards' glob, "faces": `render_faces`' dict,
+    {"pattern": the shards' glob, "faces": `striped_faces`' dict,
     "names": the records' source paths ("faceN.png")}.
   """
-  faces = render_faces(model, count, seed)
+  faces = striped_faces(model, count, seed)
   names = [f"face{i}.png" for i in range(count)]
   index = {name: i for i, name in enumerate(names)}
 
@@ -95,4 +91,4 @@ def write_records(output_dir: str, model, count: int = 4, shard_size: int = 2,
           "names": names}
 
 
-__all__ = ["prepared_face", "render_faces", "striped_albedo", "write_records"]
+__all__ = ["prepared_face", "striped_albedo", "striped_faces", "write_records"]
