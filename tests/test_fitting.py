@@ -164,9 +164,9 @@ def test_initial_appearance_explains_the_colours(renderer, faces):
 
 
 def test_identity_loss_is_used_when_an_encoder_is_given(renderer, faces):
-  from facegcn_tf.networks.identity import build_identity_encoder
+  from facegcn_tf.assets import loaders
   try:
-    encoder = build_identity_encoder("dlib")
+    encoder = loaders.load_identity_encoder("dlib")
   except AssetNotFoundError as err:
     pytest.skip(f"identity weights not prepared: {err}")
   config = fitter_lib.FitConfig(landmark_steps=0, photo_steps=3, photo_size=SIZE)
