@@ -13,6 +13,8 @@ code is non-zero only if every input failed.
 
 import os
 import pathlib
+import signal
+import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -47,16 +49,23 @@ _OVERWRITE = flags.DEFINE_bool("overwrite", False, "Redo faces whose outputs exi
 _PROGRESS = flags.DEFINE_bool("progress", True, "Show a progress bar.")
 
 
+def _exit_now(signum, frame):
+  del frame
+  sys.exit(128 + signum)   # before the run starts there is nothing to keep
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  for signum in (signal.SIGINT, signal.SIGTERM):
+    signal.signal(signum, _exit_now)
   from facegcn_tf import pipeline  # pylint: disable=import-outside-toplevel
   from facegcn_tf.export import writer  # pylint: disable=import-outside-toplevel
   from facegcn_tf.fitting.fitter import FitConfig  # pylint: disable=import-outside-toplevel
 
   try:
     formats = writer.check_formats(_FORMATS.value)
-    inputs = pipeline.resolve_inputs(_INPUT.value)
+    scan = pipeline.scan_inputs(_INPUT.value)
   except ValueError as err:
     raise app.UsageError(str(err)) from None
   settings = pipeline.Settings(
@@ -74,11 +83,13 @@ def main(argv):
       "input", "output_dir", "face_model", "all_faces", "min_confidence", "batch_size",
       "formats", "texture_size", "fit_steps", "refine_steps", "rnet_checkpoint",
       "gcn_checkpoint")}
-  summary = pipeline.run(inputs, pathlib.Path(_OUTPUT_DIR.value), reconstructor, flags=run_flags,
-                      progress=_PROGRESS.value)
+  signal.signal(signal.SIGINT, signal.default_int_handler)
+  with pipeline.interrupt_on_signals((signal.SIGTERM,)):
+    summary = pipeline.run(scan.paths, pathlib.Path(_OUTPUT_DIR.value), reconstructor,
+                           flags=run_flags, progress=_PROGRESS.value, odd_inputs=scan.odd)
   print(summary.table())
   print(f"outputs: {pathlib.Path(_OUTPUT_DIR.value).resolve()}")
-  return 1 if summary.all_failed else 0
+  return summary.exit_code()
 
 
 if __name__ == "__main__":

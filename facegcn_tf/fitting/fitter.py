@@ -151,6 +151,16 @@ class FitConfig:
   def replace(self, **changes) -> "FitConfig":
     return dataclasses.replace(self, **changes)
 
+  def scaled(self, factor: float) -> "FitConfig":
+    """The same schedule with every stage's step count times `factor` (rounded; the
+    landmark stage keeps at least one step). `infer.py --fit_steps` and `fit_data.py`."""
+    if not (isinstance(factor, (int, float)) and np.isfinite(factor) and factor > 0):
+      raise ValueError(f"FitConfig.scaled needs a finite factor > 0, got {factor!r}")
+    return self.replace(pose_steps=round(self.pose_steps * factor),
+                        landmark_steps=max(1, round(self.landmark_steps * factor)),
+                        photo_steps=round(self.photo_steps * factor),
+                        refine_steps=round(self.refine_steps * factor))
+
 
 @dataclasses.dataclass
 class FitResult:

@@ -18,9 +18,12 @@ every other package and nothing imports it but scripts and benchmarks.
 """
 
 from facegcn_tf.export.result import FaceResult
-from facegcn_tf.pipeline.batch import RunSummary, output_names, resolve_inputs, run
+from facegcn_tf.pipeline.batch import (Interrupted, OutputError, RunSummary,
+                                       interrupt_on_signals, output_names, resolve_inputs, run,
+                                       scan_inputs)
 from facegcn_tf.pipeline.reconstructor import Reconstructor
 from facegcn_tf.pipeline.settings import Settings
 
-__all__ = ["FaceResult", "Reconstructor", "RunSummary", "Settings", "output_names",
-           "resolve_inputs", "run"]
+__all__ = ["FaceResult", "Interrupted", "OutputError", "Reconstructor", "RunSummary",
+           "Settings", "interrupt_on_signals", "output_names", "resolve_inputs", "run",
+           "scan_inputs"]

@@ -14,13 +14,17 @@ Robustness rules (a batch tool's):
 * the run ends with a summary; `scripts/infer.py` exits non-zero only if everything failed.
 """
 
+import contextlib
 import dataclasses
+import errno
 import glob
 import json
 import os
 import pathlib
+import signal
+import tempfile
 import time
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import tensorflow as tf
 
@@ -28,6 +32,7 @@ from facegcn_tf.data.dataset import IMAGE_EXTENSIONS, list_images
 from facegcn_tf.errors import FaceGCNError
 from facegcn_tf.export import writer
 from facegcn_tf.export.result import FaceResult
+from facegcn_tf.pipeline import claims as claims_lib
 from facegcn_tf.pipeline.reconstructor import Reconstructor
 from facegcn_tf.pipeline.stages import PreparedPhoto
 
@@ -35,24 +40,70 @@ from facegcn_tf.pipeline.stages import PreparedPhoto
 INPUT_ERRORS = (FaceGCNError, ValueError, OSError, tf.errors.InvalidArgumentError)
 
 
-def resolve_inputs(spec: str) -> List[pathlib.Path]:
-  """A file, a folder (searched recursively for images) or a glob -> sorted image paths.
+@dataclasses.dataclass
+class InputScan:
+  """What an input spec names.
+
+  Attributes:
+    paths: the image files, sorted.
+    odd: (entry, reason) for entries that look like photos but cannot be read as files:
+      a folder named like an image, a symlink loop, a broken link, a device or pipe.
+  """
+  paths: List[pathlib.Path]
+  odd: List[Tuple[str, str]]
+
+
+def _odd_reason(path: pathlib.Path) -> str:
+  """Why an entry named like an image is not a readable file ("" if it is one)."""
+  try:
+    if path.is_file():
+      return ""
+    path.stat()
+  except OSError as err:
+    if err.errno == errno.ELOOP:
+      return "a symlink loop, not a photo"
+    if err.errno == errno.ENOENT and path.is_symlink():
+      return "a broken symlink, not a photo"
+    return f"cannot be read ({err.strerror or type(err).__name__})"
+  if path.is_dir():
+    return "a folder named like a photo, not a photo"
+  return "not a regular file"
+
+
+def scan_inputs(spec: str) -> InputScan:
+  """A file, a folder (searched recursively for images) or a glob -> its photos and odd entries.
 
   Raises:
     ValueError: nothing matches (the message says what was looked for).
   """
   path = pathlib.Path(spec).expanduser()
+  exts = {e.lower() for e in IMAGE_EXTENSIONS}
   if path.is_dir():
     found = [path / rel for rel in list_images(str(path))]
+    candidates = [p for p in path.rglob("*") if p.suffix.lower() in exts
+                  and not any(part.startswith(".") for part in p.relative_to(path).parts)]
   elif path.is_file():
-    found = [path]
+    found, candidates = [path], []
   else:
-    found = sorted(pathlib.Path(p) for p in glob.glob(os.path.expanduser(spec), recursive=True)
-                   if pathlib.Path(p).is_file())
-  if not found:
+    candidates = [pathlib.Path(p) for p in glob.glob(os.path.expanduser(spec), recursive=True)]
+    found = sorted(p for p in candidates if p.is_file())
+  odd = sorted((str(p), reason) for p in candidates if (reason := _odd_reason(p)))
+  if not found and not odd:
     raise ValueError(f"no input images found at '{spec}' (a file, a folder with "
                      f"{'/'.join(e.lstrip('.') for e in IMAGE_EXTENSIONS)} files, or a glob)")
-  return found
+  return InputScan(paths=found, odd=odd)
+
+
+def resolve_inputs(spec: str) -> List[pathlib.Path]:
+  """The photos of `scan_inputs(spec)` (odd entries left out).
+
+  Raises:
+    ValueError: no photo matches.
+  """
+  paths = scan_inputs(spec).paths
+  if not paths:
+    raise ValueError(f"no input images found at '{spec}'")
+  return paths
 
 
 def output_names(paths: Sequence[pathlib.Path]) -> Dict[pathlib.Path, str]:
@@ -78,23 +129,86 @@ def output_names(paths: Sequence[pathlib.Path]) -> Dict[pathlib.Path, str]:
   return names
 
 
+class OutputError(FaceGCNError):
+  """The output folder cannot be written (read-only, disk full, no permission): the run stops."""
+
+
+class Interrupted(KeyboardInterrupt):
+  """SIGINT or SIGTERM arrived; `signum` says which."""
+
+  def __init__(self, signum: int = signal.SIGINT):
+    super().__init__(signal.Signals(signum).name)
+    self.signum = signum
+
+
+@contextlib.contextmanager
+def interrupt_on_signals(signums=(signal.SIGTERM,)):
+  """Within the block, the given signals raise `Interrupted` like Ctrl-C raises
+  KeyboardInterrupt, so `run` can stop cleanly. Main thread only (a front end's job)."""
+  def handler(signum, frame):
+    del frame
+    raise Interrupted(signum)
+
+  previous = {s: signal.signal(s, handler) for s in signums}
+  try:
+    yield
+  finally:
+    for s, old in previous.items():
+      signal.signal(s, old)
+
+
+# Exit codes of a batch run (scripts/infer.py).
+EXIT_OK = 0
+EXIT_ALL_FAILED = 1
+EXIT_OUTPUT_ERROR = 74      # EX_IOERR: the output folder cannot be written
+EXIT_INTERRUPTED = {signal.SIGINT: 130, signal.SIGTERM: 143}
+
+
 @dataclasses.dataclass
 class RunSummary:
-  done: List[Tuple[str, float]] = dataclasses.field(default_factory=list)   # (name, seconds)
-  skipped: List[str] = dataclasses.field(default_factory=list)
-  failed: List[Tuple[str, str]] = dataclasses.field(default_factory=list)   # (input, reason)
+  """What a batch run did.
+
+  Attributes:
+    done: (face, seconds) written.
+    skipped: (input or face, reason): outputs exist, claimed by another run, odd entries.
+    failed: (input or face, one-line reason).
+    interrupted: faces in flight when the run was stopped (nothing of theirs is final).
+    stopped: why the run stopped early ("" if it did not): a signal or an output error.
+    signum: the signal that stopped it, if one did.
+  """
+  done: List[Tuple[str, float]] = dataclasses.field(default_factory=list)
+  skipped: List[Tuple[str, str]] = dataclasses.field(default_factory=list)
+  failed: List[Tuple[str, str]] = dataclasses.field(default_factory=list)
+  interrupted: List[str] = dataclasses.field(default_factory=list)
+  stopped: str = ""
+  signum: Optional[int] = None
+  output_error: bool = False
 
   @property
   def all_failed(self) -> bool:
     return bool(self.failed) and not self.done and not self.skipped
 
+  def exit_code(self) -> int:
+    """130 / 143 after SIGINT / SIGTERM, 74 when the output folder failed, 1 when every
+    input failed, else 0."""
+    if self.signum is not None:
+      return EXIT_INTERRUPTED.get(self.signum, 128 + int(self.signum))
+    if self.output_error:
+      return EXIT_OUTPUT_ERROR
+    return EXIT_ALL_FAILED if self.all_failed else EXIT_OK
+
   def table(self) -> str:
-    lines = [f"{'input / face':40s} {'result':8s} detail"]
-    lines += [f"{name:40s} {'ok':8s} {sec:.1f} s" for name, sec in self.done]
-    lines += [f"{name:40s} {'skipped':8s} outputs exist (--overwrite to redo)"
-              for name in self.skipped]
-    lines += [f"{name:40s} {'FAILED':8s} {reason}" for name, reason in self.failed]
-    lines.append(f"{len(self.done)} done, {len(self.skipped)} skipped, {len(self.failed)} failed")
+    lines = [f"{'input / face':40s} {'result':11s} detail"]
+    lines += [f"{name:40s} {'ok':11s} {sec:.1f} s" for name, sec in self.done]
+    lines += [f"{name:40s} {'skipped':11s} {reason}" for name, reason in self.skipped]
+    lines += [f"{name:40s} {'FAILED':11s} {reason}" for name, reason in self.failed]
+    lines += [f"{name:40s} {'interrupted':11s} not written; a re-run redoes it"
+              for name in self.interrupted]
+    counts = (f"{len(self.done)} done, {len(self.skipped)} skipped, {len(self.failed)} failed"
+              + (f", {len(self.interrupted)} interrupted" if self.interrupted else ""))
+    lines.append(counts)
+    if self.stopped:
+      lines.append(f"stopped: {self.stopped}")
     return "\n".join(lines)
 
 
@@ -103,11 +217,32 @@ def _one_line(err: Exception) -> str:
   return text if len(text) <= 300 else text[:297] + "..."
 
 
+# errno values that mean the output folder itself is unusable: stop the run.
+_OUTPUT_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.EACCES, errno.EPERM}
+
+
+def check_output_dir(output_dir: pathlib.Path) -> None:
+  """Creates `output_dir` if needed and proves it writable.
+
+  Raises:
+    OutputError: one line naming the folder and the reason.
+  """
+  try:
+    output_dir.mkdir(parents=True, exist_ok=True)
+    fd, probe = tempfile.mkstemp(prefix=".facegcn-probe-", dir=output_dir)
+    os.close(fd)
+    os.unlink(probe)
+  except OSError as err:
+    raise OutputError(f"cannot write to the output folder '{output_dir}': "
+                      f"{err.strerror or err}") from None
+
+
 @dataclasses.dataclass
 class _Pending:
   photo: PreparedPhoto
   index: int          # the face's index in photo.faces
-  name: str
+  name: str           # the face's output name
+  photo_name: str     # the photo's output name (its claim)
   start: float
 
 
@@ -129,17 +264,78 @@ def _reconstruct_isolating_failures(reconstructor: Reconstructor, batch: List[_P
   return out
 
 
+class _Claims:
+  """The claims a run holds, each released once its photo's faces are all settled."""
+
+  def __init__(self, output_dir: pathlib.Path):
+    self.output_dir = output_dir
+    self.held: Dict[str, Tuple[claims_lib.Claim, int]] = {}
+
+  def take(self, name: str) -> str:
+    """Claims a photo's name: "" on success, else why it is skipped."""
+    claim, reason = claims_lib.try_claim(self.output_dir, name)
+    if claim is not None:
+      self.held[name] = (claim, 0)
+    return reason
+
+  def expect(self, name: str, faces: int) -> None:
+    claim, _ = self.held[name]
+    self.held[name] = (claim, faces)
+    if faces == 0:
+      self.settle(name, 0)
+
+  def settle(self, name: str, faces: int = 1) -> None:
+    """`faces` more faces of photo `name` are written, failed or given up."""
+    if name not in self.held:
+      return
+    claim, left = self.held[name]
+    left -= faces
+    if left <= 0:
+      claim.release()
+      del self.held[name]
+    else:
+      self.held[name] = (claim, left)
+
+  def release_all(self) -> None:
+    for claim, _ in self.held.values():
+      claim.release()
+    self.held.clear()
+
+
 def run(inputs: Sequence[pathlib.Path], output_dir: pathlib.Path, reconstructor: Reconstructor,
-        flags=None, progress: bool = True) -> RunSummary:
-  """Reconstructs every input; never raises for a bad input (see `RunSummary`)."""
+        flags=None, progress: bool = True,
+        odd_inputs: Sequence[Tuple[str, str]] = ()) -> RunSummary:
+  """Reconstructs every input; never raises for a bad input (see `RunSummary`).
+
+  Each face's files are written as soon as its batch is done. A photo is claimed in the
+  output folder before it is prepared (`claims`), so a second run on the same folder skips
+  it while this run lives. Ctrl-C (or `Interrupted`, see `interrupt_on_signals`) stops the
+  run between two steps: finished faces stay, the faces in flight are reported as
+  interrupted, and the summary says so. An unwritable output folder (read-only, disk full)
+  stops the run with one line.
+
+  Args:
+    inputs: photo paths (`scan_inputs(...).paths`).
+    output_dir: where the files go.
+    reconstructor: the run's `Reconstructor`.
+    flags: the run's flags, recorded in each report.
+    progress: show a progress bar.
+    odd_inputs: (entry, reason) to report as skipped (`scan_inputs(...).odd`).
+  """
   from tqdm import tqdm  # pylint: disable=import-outside-toplevel
 
   settings = reconstructor.settings
   output_dir = pathlib.Path(output_dir)
-  output_dir.mkdir(parents=True, exist_ok=True)
+  summary = RunSummary(skipped=list(odd_inputs))
+  try:
+    check_output_dir(output_dir)
+  except OutputError as err:
+    summary.stopped, summary.output_error = str(err), True
+    return summary
   names = output_names(inputs)
-  summary = RunSummary()
   pending: List[_Pending] = []
+  in_flight: List[str] = []
+  held = _Claims(output_dir)
 
   def done_already(name: str) -> bool:
     if settings.overwrite:
@@ -157,36 +353,80 @@ def run(inputs: Sequence[pathlib.Path], output_dir: pathlib.Path, reconstructor:
   def flush():
     batch = list(pending)
     pending.clear()
-    for item, result in _reconstruct_isolating_failures(reconstructor, batch, summary):
+    results = _reconstruct_isolating_failures(reconstructor, batch, summary)
+    finished = {item.name for item, _ in results}
+    for item in batch:  # the faces that failed as a whole
+      if item.name not in finished:
+        in_flight.remove(item.name)
+        held.settle(item.photo_name)
+    for item, result in results:
       result.extra["seconds"] = round(time.perf_counter() - item.start, 3)
       try:
         result.save(output_dir, settings.formats, settings.texture_size, flags=flags)
         summary.done.append((item.name, time.perf_counter() - item.start))
+      except OSError as err:
+        if err.errno in _OUTPUT_ERRNOS:
+          raise OutputError(f"cannot write {item.name}'s files to '{output_dir}': "
+                            f"{err.strerror or err}") from None
+        summary.failed.append((item.name, _one_line(err)))
       except INPUT_ERRORS as err:
         summary.failed.append((item.name, _one_line(err)))
+      in_flight.remove(item.name)
+      held.settle(item.photo_name)
 
   bar = tqdm(inputs, desc="photos", unit="img", disable=not progress)
-  for path in bar:
-    name = names[path]
-    if done_already(name):
-      summary.skipped.append(name)
-      continue
-    start = time.perf_counter()
-    try:
-      prepared = reconstructor.prepare(path)
-    except INPUT_ERRORS as err:
-      summary.failed.append((str(path), _one_line(err)))
-      continue
-    count = len(prepared.faces)
-    face_names = [f"{name}_face{k}" for k in range(count)] if settings.all_faces else [name]
-    for k, face_name in enumerate(face_names):
-      pending.append(_Pending(prepared, k, face_name, start))
-      if len(pending) >= settings.batch_size:
-        flush()
-    bar.set_postfix(done=len(summary.done), failed=len(summary.failed))
-  if pending:
-    flush()
+  try:
+    for path in bar:
+      name = names[path]
+      if done_already(name):
+        summary.skipped.append((name, "outputs exist (--overwrite to redo)"))
+        continue
+      try:
+        reason = held.take(name)
+      except OSError as err:
+        raise OutputError(f"cannot write to the output folder '{output_dir}': "
+                          f"{err.strerror or err}") from None
+      if reason:
+        summary.skipped.append((name, reason))
+        continue
+      if done_already(name):  # finished by another run between the check and the claim
+        held.expect(name, 0)
+        summary.skipped.append((name, "outputs exist (--overwrite to redo)"))
+        continue
+      start = time.perf_counter()
+      in_flight.append(name)
+      try:
+        prepared = reconstructor.prepare(path)
+      except INPUT_ERRORS as err:
+        summary.failed.append((str(path), _one_line(err)))
+        in_flight.remove(name)
+        held.expect(name, 0)
+        continue
+      in_flight.remove(name)
+      count = len(prepared.faces)
+      face_names = [f"{name}_face{k}" for k in range(count)] if settings.all_faces else [name]
+      held.expect(name, len(face_names))
+      for k, face_name in enumerate(face_names):
+        pending.append(_Pending(prepared, k, face_name, name, start))
+        in_flight.append(face_name)
+        if len(pending) >= settings.batch_size:
+          flush()
+      bar.set_postfix(done=len(summary.done), failed=len(summary.failed))
+    if pending:
+      flush()
+  except KeyboardInterrupt as err:
+    summary.signum = getattr(err, "signum", signal.SIGINT)
+    summary.stopped = f"{signal.Signals(summary.signum).name} received"
+    summary.interrupted = list(in_flight)
+  except OutputError as err:
+    summary.stopped, summary.output_error = str(err), True
+    summary.interrupted = list(in_flight)
+  finally:
+    bar.close()
+    held.release_all()
   return summary
 
 
-__all__ = ["INPUT_ERRORS", "RunSummary", "output_names", "resolve_inputs", "run"]
+__all__ = ["EXIT_ALL_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_OUTPUT_ERROR", "INPUT_ERRORS",
+           "InputScan", "Interrupted", "OutputError", "RunSummary", "check_output_dir",
+           "interrupt_on_signals", "output_names", "resolve_inputs", "run", "scan_inputs"]
