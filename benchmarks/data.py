@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from benchmarks._timing import time_ms
-from facegcn_tf.data import alignment, dataset, face_mask, image_io
+from facegcn_tf.data import alignment, dataset, examples, face_mask, image_io
 from facegcn_tf.data.dense_landmarks import DenseLandmarker
 from facegcn_tf.data.detection import FaceDetector
 from facegcn_tf.data.preprocess import FacePreprocessor
@@ -27,13 +27,7 @@ _REPO = pathlib.Path(__file__).resolve().parent.parent
 
 
 def _photos(folder: pathlib.Path):
-  import matplotlib.cbook
-  import skimage.data
-  paths = {"astronaut": folder / "astronaut.png", "grace_hopper": folder / "grace_hopper.jpg"}
-  cv2.imwrite(str(paths["astronaut"]), skimage.data.astronaut()[..., ::-1])
-  shutil.copy(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False),
-              paths["grace_hopper"])
-  return paths
+  return dict(zip(examples.PORTRAITS, examples.write_example_photos(folder, examples.PORTRAITS)))
 
 
 def _template():

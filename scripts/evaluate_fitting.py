@@ -34,6 +34,7 @@ def main(argv):
   del argv
   from PIL import Image  # pylint: disable=import-outside-toplevel
 
+  from facegcn_tf.data import examples  # pylint: disable=import-outside-toplevel
   from facegcn_tf.fitting import evaluation  # pylint: disable=import-outside-toplevel
   from facegcn_tf.morphable import load_model  # pylint: disable=import-outside-toplevel
   from facegcn_tf.render.renderer import FaceRenderer  # pylint: disable=import-outside-toplevel
@@ -71,7 +72,7 @@ def main(argv):
           "dlib", template5=alignment.five_point_template(model.mean_shape[model.landmarks68]))
     preprocessor = evaluation.photo_preprocessor(model)
     reports = []
-    for name, rgb in evaluation.example_photos().items():
+    for name, rgb in examples.example_photos(examples.PORTRAITS).items():
       prepared = preprocessor.prepare_image(rgb, name)
       reports.append(evaluation.evaluate_photo(renderer, prepared, name, config=config,
                                                fit_renderer=fit_renderer, identity_encoder=encoder))

@@ -34,6 +34,7 @@ def main(argv):
   # pylint: disable=import-outside-toplevel
   import cv2
 
+  from facegcn_tf.data import examples
   from facegcn_tf.data.image_io import load_image
   from facegcn_tf.errors import FaceGCNError
   from facegcn_tf.refinement import per_image
@@ -44,7 +45,7 @@ def main(argv):
     if _PHOTOS.value:
       photos = [(pathlib.Path(p).stem, load_image(p).rgb) for p in _PHOTOS.value]
     else:
-      photos = ev.default_photos()
+      photos = list(examples.example_photos(examples.PORTRAITS).items())
     variants = ev.ABLATION if _ABLATION.value else (ev.COARSE, ev.DEFAULT)
     report = ev.evaluate(photos, _FACE_MODEL.value, per_image.PerImageConfig(steps=_STEPS.value),
                          variants, model_path=_MODEL_PATH.value)

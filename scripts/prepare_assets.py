@@ -30,26 +30,11 @@ _ICT_DIR = flags.DEFINE_string(
 
 def step_examples() -> str:
   """Writes the bundled real photos as files, the way a user would have them."""
-  import shutil
-
-  import matplotlib.cbook
-  import skimage.data
-  import skimage.io
+  from facegcn_tf.data import examples
 
   out = pathlib.Path(_EXAMPLES_DIR.value)
-  out.mkdir(parents=True, exist_ok=True)
-  written = []
-  for name, loader in (("astronaut.png", skimage.data.astronaut),
-                       ("camera.png", skimage.data.camera)):
-    path = out / name
-    if not path.exists():
-      skimage.io.imsave(str(path), loader(), check_contrast=False)
-      written.append(name)
-  hopper = out / "grace_hopper.jpg"
-  if not hopper.exists():
-    src = matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)
-    shutil.copyfile(src, hopper)
-    written.append(hopper.name)
+  missing = [n for n in examples.NAMES if not (out / examples.FILE_NAMES[n]).exists()]
+  written = [path.name for path in examples.write_example_photos(out, missing)] if missing else []
   return f"examples: {out} ({'wrote ' + ', '.join(written) if written else 'up to date'})"
 
 

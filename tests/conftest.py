@@ -20,17 +20,15 @@ def _seed():
 @pytest.fixture(scope="session")
 def astronaut():
   """skimage's astronaut photo, [512, 512, 3] uint8 RGB (public domain)."""
-  import skimage.data
-  return skimage.data.astronaut()
+  from facegcn_tf.data import examples
+  return examples.example_photos(["astronaut"])["astronaut"]
 
 
 @pytest.fixture(scope="session")
 def grace_hopper():
   """matplotlib's grace_hopper.jpg, [600, 512, 3] uint8 RGB (public domain)."""
-  import matplotlib.cbook
-  import matplotlib.image
-  with matplotlib.cbook.get_sample_data("grace_hopper.jpg") as f:
-    return np.asarray(matplotlib.image.imread(f, format="jpg"))
+  from facegcn_tf.data import examples
+  return examples.example_photos(["grace_hopper"])["grace_hopper"]
 
 
 @pytest.fixture(scope="session")

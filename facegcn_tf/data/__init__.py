@@ -10,4 +10,5 @@ Modules (each one job; none imports ``morphable``, ``networks`` or later stages)
 * ``face_mask``: region / skin / face masks without a parsing network.
 * ``preprocess``: the whole chain for one photo (``FacePreprocessor``).
 * ``tfrecords``, ``dataset``, ``augment``: sharded TFRecords, writer, reader.
+* ``examples``: the bundled public-domain example photos (arrays or files).
 """

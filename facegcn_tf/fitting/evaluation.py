@@ -246,16 +246,6 @@ def photo_preprocessor(model):
   return FacePreprocessor(template5)
 
 
-def example_photos() -> Dict[str, np.ndarray]:
-  """The public-domain portraits shipped with scikit-image and matplotlib."""
-  import matplotlib.cbook  # pylint: disable=import-outside-toplevel
-  import matplotlib.image  # pylint: disable=import-outside-toplevel
-  import skimage.data  # pylint: disable=import-outside-toplevel
-  with matplotlib.cbook.get_sample_data("grace_hopper.jpg") as f:
-    hopper = np.asarray(matplotlib.image.imread(f, format="jpg"))
-  return {"astronaut": skimage.data.astronaut(), "grace_hopper": hopper}
-
-
 def synthetic_table(report: SyntheticReport) -> str:
   """Markdown table of a `SyntheticReport` summary."""
   lines = ["| metric | value |", "| --- | ---: |"]

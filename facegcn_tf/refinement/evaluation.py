@@ -53,17 +53,6 @@ ABLATION = (
 )
 
 
-def default_photos() -> List[Tuple[str, np.ndarray]]:
-  """The two public-domain portraits shipped in wheels: astronaut (skimage), Grace Hopper
-  (matplotlib); [(name, [H, W, 3] uint8 RGB)]."""
-  import matplotlib.cbook  # pylint: disable=import-outside-toplevel
-  import matplotlib.image  # pylint: disable=import-outside-toplevel
-  import skimage.data  # pylint: disable=import-outside-toplevel
-  with matplotlib.cbook.get_sample_data("grace_hopper.jpg") as f:
-    hopper = np.asarray(matplotlib.image.imread(f, format="jpg"))
-  return [("astronaut", skimage.data.astronaut()), ("grace_hopper", hopper)]
-
-
 @dataclasses.dataclass
 class Row:
   """Scores of one photo under one variant."""
@@ -223,4 +212,4 @@ def figure(report: EvaluationReport, photo: str) -> np.ndarray:
 
 
 __all__ = ["ABLATION", "COARSE", "DEFAULT", "EvaluationReport", "Row", "Variant",
-           "default_photos", "evaluate", "figure", "markdown"]
+           "evaluate", "figure", "markdown"]
