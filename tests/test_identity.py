@@ -11,6 +11,7 @@ import pytest
 import tensorflow as tf
 
 from facegcn_tf import assets
+from facegcn_tf import metrics
 from facegcn_tf.assets import identity_weights
 from facegcn_tf.assets import loaders
 from facegcn_tf.errors import AssetNotFoundError
@@ -79,13 +80,13 @@ def test_output_shape_and_feature_dim(encoder, embeddings):
 
 
 def test_same_person_is_below_threshold(embeddings):
-  d = identity.identity_distance(embeddings[0], embeddings[1:3]).numpy()
+  d = metrics.identity_distance(embeddings[0], embeddings[1:3]).numpy()
   assert np.all(d < identity.SAME_PERSON_THRESHOLD), d      # mirrored, shifted
 
 
 def test_different_person_is_above_threshold(embeddings):
-  d_diff = identity.identity_distance(embeddings[:3], embeddings[3]).numpy()
-  d_same = identity.identity_distance(embeddings[0], embeddings[1:3]).numpy()
+  d_diff = metrics.identity_distance(embeddings[:3], embeddings[3]).numpy()
+  d_same = metrics.identity_distance(embeddings[0], embeddings[1:3]).numpy()
   assert np.all(d_diff > identity.SAME_PERSON_THRESHOLD), d_diff
   assert d_diff.min() > d_same.max() + 0.2
   cos_same = identity.cosine_distance(embeddings[0], embeddings[1]).numpy()
@@ -166,11 +167,11 @@ def test_bad_templates_are_refused(template):
 
 def test_identity_distance_is_l2():
   a = tf.constant([[3.0, 4.0], [1.0, 1.0]])
-  np.testing.assert_allclose(identity.identity_distance(a, tf.zeros(2)).numpy(),
+  np.testing.assert_allclose(metrics.identity_distance(a, tf.zeros(2)).numpy(),
                              [5.0, np.sqrt(2.0)], rtol=1e-6)
   x = tf.Variable([1.0, 2.0])
   with tf.GradientTape() as tape:
-    d = identity.identity_distance(x, tf.constant([1.0, 2.0]))
+    d = metrics.identity_distance(x, tf.constant([1.0, 2.0]))
   assert np.isfinite(tape.gradient(d, x).numpy()).all()
 
 

@@ -31,7 +31,7 @@ Two frozen networks stand behind one call, ``encoder(images) -> [B, D]``, where
 The encoders are given their weights (arrays or the graph file's path);
 :func:`facegcn_tf.assets.loaders.load_identity_encoder` locates and loads them.
 
-Distances: :func:`identity_distance` is dlib's L2 convention (same person
+Distances: :func:`facegcn_tf.metrics.identity_distance` is dlib's L2 convention (same person
 below :data:`SAME_PERSON_THRESHOLD` = 0.6); :func:`cosine_distance` is the
 paper's identity loss, 1 - cos.
 """
@@ -242,16 +242,6 @@ def facenet_encoder(graph_path: PathLike) -> IdentityEncoder:
   """
   net = facenet.FaceNetFeatures(graph_path)
   return IdentityEncoder("facenet", net, net.feature_dim)
-
-
-def identity_distance(a: tf.Tensor, b: tf.Tensor) -> tf.Tensor:
-  """L2 distance [..., D] x [..., D] -> [...] (dlib's convention; < 0.6 = same person).
-
-  A 1e-12 inside the square root keeps the gradient finite at a == b.
-  """
-  a = tf.cast(tf.convert_to_tensor(a), tf.float32)
-  b = tf.cast(tf.convert_to_tensor(b), tf.float32)
-  return tf.sqrt(tf.reduce_sum(tf.square(a - b), axis=-1) + 1e-12)
 
 
 def cosine_distance(a: tf.Tensor, b: tf.Tensor) -> tf.Tensor:
