@@ -33,7 +33,7 @@ def _photos(folder: pathlib.Path):
 def _template():
   from facegcn_tf.morphable import load_model
   model = load_model("ict_coarse")
-  return alignment.five_point_template(model.mean_shape[model.landmarks68])
+  return model.template5
 
 
 def run(quick: bool):

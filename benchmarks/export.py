@@ -61,7 +61,7 @@ def run(quick: bool):
       rows.append((f"{ext.upper()} file size", (tmp / f"f.{ext}").stat().st_size / 1e6, "MB"))
 
     # Paste-back onto a 12-megapixel photo.
-    template5 = alignment.five_point_template(model.mean_shape[model.landmarks68])
+    template5 = model.template5
     photo = np.full((3000, 4000, 3), 120, np.uint8)
     up = 900.0 * template5[:, :2] + np.array([2000.0, 1500.0])
     points5 = np.stack([up[:, 0], 2999 - up[:, 1]], axis=-1)

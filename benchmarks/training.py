@@ -20,7 +20,6 @@ import tensorflow as tf
 
 from benchmarks._timing import time_ms
 from facegcn_tf.assets import loaders
-from facegcn_tf.data import alignment
 from facegcn_tf.morphable import ict
 from facegcn_tf.render.renderer import FaceRenderer
 from facegcn_tf.training import gcn_trainer
@@ -84,8 +83,7 @@ def _training_rows(model, folder, repeats):
 def _per_image_rows(model, steps):
   faces = synthetic_records.striped_faces(model, 1, seed=7)
   renderer = FaceRenderer(model)
-  template5 = alignment.five_point_template(model.mean_shape[model.landmarks68])
-  encoder = loaders.load_identity_encoder("dlib", template5=template5)
+  encoder = loaders.load_identity_encoder("dlib", template5=model.template5)
   config = dataclasses.replace(per_image.PerImageConfig(), steps=steps)
   refiner = per_image.PerImageRefiner(renderer, encoder, config)
   first = refiner(faces["images"], faces["coeffs"], faces["mask"])

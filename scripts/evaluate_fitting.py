@@ -66,10 +66,8 @@ def main(argv):
   if _PHOTOS.value:
     encoder = None
     if _IDENTITY.value:
-      from facegcn_tf.data import alignment  # pylint: disable=import-outside-toplevel
       from facegcn_tf.assets import loaders  # pylint: disable=import-outside-toplevel
-      encoder = loaders.load_identity_encoder(
-          "dlib", template5=alignment.five_point_template(model.mean_shape[model.landmarks68]))
+      encoder = loaders.load_identity_encoder("dlib", template5=model.template5)
     preprocessor = evaluation.photo_preprocessor(model)
     reports = []
     for name, rgb in examples.example_photos(examples.PORTRAITS).items():

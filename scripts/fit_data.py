@@ -41,7 +41,6 @@ def main(argv):
   import tensorflow as tf
   from tqdm import tqdm
 
-  from facegcn_tf.data import alignment
   from facegcn_tf.errors import FaceGCNError
   from facegcn_tf.fitting.fitter import FitConfig
   from facegcn_tf.morphable import load_model
@@ -59,8 +58,7 @@ def main(argv):
     encoder = None
     if _IDENTITY.value == "dlib":
       from facegcn_tf.assets import loaders  # pylint: disable=import-outside-toplevel
-      template5 = alignment.five_point_template(model.mean_shape[model.landmarks68])
-      encoder = loaders.load_identity_encoder("dlib", template5=template5)
+      encoder = loaders.load_identity_encoder("dlib", template5=model.template5)
     base = FitConfig()
     scale = _FIT_STEPS.value
     config = base.replace(landmark_steps=max(1, round(base.landmark_steps * scale)),

@@ -81,7 +81,7 @@ def main(argv):
   except OSError as err:
     raise app.UsageError(str(err)) from None
   model = load_model(_FACE_MODEL.value, _MODEL_PATH.value)
-  template5 = alignment.five_point_template(model.mean_shape[model.landmarks68])
+  template5 = model.template5
   feature_fn = (_identity_feature_fn(template5, _ALIGN_METHOD.value)
                 if _IDENTITY.value == "dlib" else None)
   preprocessor = FacePreprocessor(template5, min_confidence=_MIN_CONFIDENCE.value,

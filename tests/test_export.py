@@ -414,7 +414,7 @@ def test_mesh_writers_reject_bad_input(model, texture, tmp_path):
 
 @pytest.fixture(scope="module")
 def template5(model):
-  return alignment.five_point_template(model.mean_shape[model.landmarks68])
+  return model.template5
 
 
 def _photo_transform(template5, shape=(480, 640, 3), centre=(400.0, 220.0), scale=70.0):

@@ -266,10 +266,8 @@ def test_smoke_config_differs_from_the_paper_only_in_size_and_speed():
 
 @pytest.fixture(scope="module")
 def encoder(face_model):
-  from facegcn_tf.data import alignment
   from facegcn_tf.assets import loaders
-  template5 = alignment.five_point_template(face_model.mean_shape[face_model.landmarks68])
-  return loaders.load_identity_encoder("dlib", template5=template5)
+  return loaders.load_identity_encoder("dlib", template5=face_model.template5)
 
 
 def test_per_image_refinement_recovers_a_striped_texture(synthetic, face_model, encoder):

@@ -98,6 +98,21 @@ def test_model_coerces_dtypes_and_freezes_arrays():
     model.name = "other"
 
 
+def test_template5_is_the_alignment_template_of_the_mean_shape_cached():
+  from facegcn_tf.data import alignment
+  landmarks = np.full(68, 3)
+  landmarks[36:42], landmarks[42:48], landmarks[48:68] = 0, 1, 2
+  model = tiny_model(landmarks68=landmarks)
+  template = model.template5
+  np.testing.assert_array_equal(
+      template, alignment.five_point_template(model.mean_shape[model.landmarks68]))
+  assert template.shape == (5, 3) and model.template5 is template
+  with pytest.raises(ValueError):
+    template[0, 0] = 1.0
+  with pytest.raises(ValueError, match="mirrored"):
+    tiny_model().template5  # pylint: disable=expression-not-assigned
+
+
 def test_shape_and_albedo_reference_combinations():
   model = tiny_model()
   np.testing.assert_array_equal(model.shape(), model.mean_shape)

@@ -240,10 +240,8 @@ def evaluate_photo(renderer: FaceRenderer, prepared, name: str,
 
 def photo_preprocessor(model):
   """A `data.preprocess.FacePreprocessor` aligning photos to `model`'s own 5-point template."""
-  from facegcn_tf.data import alignment  # pylint: disable=import-outside-toplevel
   from facegcn_tf.data.preprocess import FacePreprocessor  # pylint: disable=import-outside-toplevel
-  template5 = alignment.five_point_template(model.mean_shape[model.landmarks68])
-  return FacePreprocessor(template5)
+  return FacePreprocessor(model.template5)
 
 
 def synthetic_table(report: SyntheticReport) -> str:

@@ -23,9 +23,12 @@ gamma, trans); :class:`CoeffLayout` slices it.
 """
 
 import dataclasses
+import functools
 from typing import Dict, Optional
 
 import numpy as np
+
+from facegcn_tf.data import alignment
 
 COEFF_NAMES = ("id", "exp", "tex", "angles", "gamma", "trans")
 
@@ -207,6 +210,17 @@ class MorphableModel:
   @property
   def num_triangles(self) -> int:
     return int(self.triangles.shape[0])
+
+  @functools.cached_property
+  def template5(self) -> np.ndarray:
+    """``[5, 3]`` float64 read-only: the 5-point alignment template of the mean shape.
+
+    ``data.alignment.five_point_template(mean_shape[landmarks68])``: photos are
+    aligned to the model's own face (eye centres, nose tip, mouth corners).
+    """
+    out = alignment.five_point_template(self.mean_shape[self.landmarks68])
+    out.setflags(write=False)
+    return out
 
   def _combine(self, mean, basis, coeffs, what: str) -> np.ndarray:
     if coeffs is None:

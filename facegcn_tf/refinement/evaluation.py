@@ -26,7 +26,6 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from facegcn_tf.assets import loaders
-from facegcn_tf.data import alignment
 from facegcn_tf.data.preprocess import FacePreprocessor
 from facegcn_tf.fitting import fitter as fitter_lib
 from facegcn_tf.morphable import load_model
@@ -123,7 +122,7 @@ def evaluate(photos: Sequence[Tuple[str, np.ndarray]], face_model: str = "ict",
   model = load_model(face_model, model_path)
   renderer = FaceRenderer(model)
   fit_renderer = FaceRenderer(load_model("ict_coarse", model_path)) if face_model == "ict" else None
-  template5 = alignment.five_point_template(model.mean_shape[model.landmarks68])
+  template5 = model.template5
   preprocessor = FacePreprocessor(template5)
   encoder = loaders.load_identity_encoder("dlib", template5=template5)
   faces = [preprocessor.prepare_image(rgb, name) for name, rgb in photos]

@@ -259,7 +259,7 @@ class GCNTrainer:
     self.runtime = rt.TrainingRuntime(config.runtime, strategy)
     self.dataset = self._make_dataset()
     self.iterator = iter(self.dataset)
-    template5 = alignment.five_point_template(face_model.mean_shape[face_model.landmarks68])
+    template5 = face_model.template5
     self.encoder = loaders.load_identity_encoder(config.identity, template5=template5,
                                                  weights_path=config.identity_weights)
     feature_dim = self.encoder.feature_dim or int(

@@ -336,7 +336,7 @@ class RNetTrainer:
     if self.config.identity == "none" or self.config.weights.identity == 0:
       return None
     model = self.face_model
-    template5 = alignment.five_point_template(model.mean_shape[model.landmarks68])
+    template5 = model.template5
     return loaders.load_identity_encoder(self.config.identity, template5=template5,
                                          weights_path=self.config.identity_weights)
 
