@@ -43,7 +43,7 @@ def main(argv):
 
   from facegcn_tf.errors import FaceGCNError
   from facegcn_tf.fitting.fitter import FitConfig
-  from facegcn_tf.morphable import load_model
+  from facegcn_tf.morphable import load_fitting_model, load_model
   from facegcn_tf.render.renderer import FaceRenderer
   from facegcn_tf.training import coarse_fits
   # pylint: enable=import-outside-toplevel
@@ -53,8 +53,7 @@ def main(argv):
              "(make them with scripts/prepare_data.py)")
   try:
     model = load_model(_FACE_MODEL.value, _MODEL_PATH.value)
-    fit_model = (load_model("ict_coarse", _MODEL_PATH.value)
-                 if _FACE_MODEL.value == "ict" else None)
+    fit_model = load_fitting_model(_FACE_MODEL.value, _MODEL_PATH.value)
     encoder = None
     if _IDENTITY.value == "dlib":
       from facegcn_tf.assets import loaders  # pylint: disable=import-outside-toplevel

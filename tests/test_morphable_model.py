@@ -154,3 +154,14 @@ def test_model_rejects_inconsistent_fields(overrides, message):
 def test_load_model_rejects_unknown_name():
   with pytest.raises(ValueError, match="ict_coarse"):
     morphable.load_model("flame")
+
+
+def test_ict_is_fitted_on_ict_coarse_and_other_models_on_themselves():
+  assert morphable.fitting_model_name("ict") == "ict_coarse"
+  assert morphable.fitting_model_name("ict_coarse") is None
+  assert morphable.fitting_model_name("bfm") is None
+  assert morphable.load_fitting_model("bfm", "/nonexistent") is None   # nothing is read
+  coarse = morphable.load_fitting_model("ict")
+  assert coarse.name == "ict_coarse" and coarse.layout == morphable.load_model("ict_coarse").layout
+  with pytest.raises(ValueError, match="ict_coarse"):
+    morphable.fitting_model_name("flame")

@@ -28,7 +28,7 @@ import numpy as np
 from facegcn_tf.assets import loaders
 from facegcn_tf.data.preprocess import FacePreprocessor
 from facegcn_tf.fitting import fitter as fitter_lib
-from facegcn_tf.morphable import load_model
+from facegcn_tf.morphable import load_fitting_model, load_model
 from facegcn_tf.render.renderer import FaceRenderer
 from facegcn_tf.refinement import per_image
 
@@ -121,7 +121,8 @@ def evaluate(photos: Sequence[Tuple[str, np.ndarray]], face_model: str = "ict",
   """
   model = load_model(face_model, model_path)
   renderer = FaceRenderer(model)
-  fit_renderer = FaceRenderer(load_model("ict_coarse", model_path)) if face_model == "ict" else None
+  fit_model = load_fitting_model(face_model, model_path)
+  fit_renderer = FaceRenderer(fit_model) if fit_model is not None else None
   template5 = model.template5
   preprocessor = FacePreprocessor(template5)
   encoder = loaders.load_identity_encoder("dlib", template5=template5)
