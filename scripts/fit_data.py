@@ -58,11 +58,7 @@ def main(argv):
     if _IDENTITY.value == "dlib":
       from facegcn_tf.assets import loaders  # pylint: disable=import-outside-toplevel
       encoder = loaders.load_identity_encoder("dlib", template5=model.template5)
-    base = FitConfig()
-    scale = _FIT_STEPS.value
-    config = base.replace(landmark_steps=max(1, round(base.landmark_steps * scale)),
-                          photo_steps=round(base.photo_steps * scale),
-                          refine_steps=round(base.refine_steps * scale))
+    config = FitConfig().scaled(_FIT_STEPS.value)
     total = len(coarse_fits.record_paths(_DATA.value))
     bar = tqdm(total=total, desc="fit", unit="face", disable=not _PROGRESS.value)
     summary = coarse_fits.fit_records(

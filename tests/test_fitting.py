@@ -214,3 +214,19 @@ def test_schedule_and_convergence_flags():
   assert fitter_lib.converged_flags(falling, 20, 1e-3).tolist() == [False]
   nan = np.full([50, 1], np.nan)
   assert fitter_lib.converged_flags(nan, 20, 1e-3).tolist() == [False]
+
+
+def test_scaled_schedule_scales_every_stage_and_keeps_the_rest():
+  base = fitter_lib.FitConfig(pose_steps=100, landmark_steps=200, photo_steps=500, refine_steps=30,
+                              photo_size=SIZE)
+  half = base.scaled(0.5)
+  assert (half.pose_steps, half.landmark_steps, half.photo_steps, half.refine_steps) == (
+      50, 100, 250, 15)
+  assert half.replace(pose_steps=100, landmark_steps=200, photo_steps=500,
+                      refine_steps=30) == base
+  tiny = base.scaled(0.001)
+  assert (tiny.pose_steps, tiny.landmark_steps, tiny.photo_steps, tiny.refine_steps) == (0, 1, 0, 0)
+  assert base.scaled(1.0) == base and base.scaled(2).pose_steps == 200
+  for bad in (0, -1.0, float("nan"), float("inf"), "2"):
+    with pytest.raises(ValueError, match="factor"):
+      base.scaled(bad)
