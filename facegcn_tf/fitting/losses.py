@@ -37,6 +37,8 @@ from typing import Mapping, Optional
 import numpy as np
 import tensorflow as tf
 
+from facegcn_tf.networks import identity as identity_lib
+
 REFERENCE_SIZE = 224.0
 NUM_LANDMARKS = 68
 # 0-based iBUG indices Deep3DFace weighs 20x: nose ridge 28-30, inner mouth 60-67.
@@ -122,11 +124,11 @@ def photometric_loss(images: tf.Tensor, rendered: tf.Tensor, mask: tf.Tensor,
 
 def identity_loss(photo_features: tf.Tensor, render_features: tf.Tensor) -> tf.Tensor:
   """[B, D] x [B, D] -> [B] max(0, 1 − cos) between identity features."""
-  a = tf.math.l2_normalize(tf.convert_to_tensor(photo_features, tf.float32), axis=-1)
-  b = tf.math.l2_normalize(tf.convert_to_tensor(render_features, tf.float32), axis=-1)
+  a = tf.convert_to_tensor(photo_features, tf.float32)
+  b = tf.convert_to_tensor(render_features, tf.float32)
   if a.shape.rank != 2 or b.shape.rank != 2:
     raise ValueError(f"identity features must be [B, D], got {a.shape} and {b.shape}")
-  return tf.maximum(0.0, 1.0 - tf.reduce_sum(a * b, axis=-1))
+  return tf.maximum(0.0, identity_lib.cosine_distance(a, b))
 
 
 def regularization_loss(id_coeffs: tf.Tensor, exp_coeffs: tf.Tensor, tex_coeffs: tf.Tensor,

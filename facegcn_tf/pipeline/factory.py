@@ -7,9 +7,8 @@ import numpy as np
 import tensorflow as tf
 
 from facegcn_tf.assets import loaders
-from facegcn_tf.data import alignment
 from facegcn_tf.data.preprocess import FacePreprocessor
-from facegcn_tf.morphable import load_model
+from facegcn_tf.morphable import load_fitting_model, load_model
 from facegcn_tf.morphable.model import MorphableModel
 from facegcn_tf.networks.identity import IdentityEncoder
 from facegcn_tf.pipeline.settings import Settings
@@ -44,13 +43,6 @@ class Components:
   rnet: Optional[Callable[[tf.Tensor], tf.Tensor]]
 
 
-def fitting_model(settings: Settings) -> Optional[MorphableModel]:
-  """The coarser model the coefficients are fitted on, or None to fit on the texture mesh."""
-  if settings.face_model == "ict":
-    return load_model("ict_coarse", settings.model_path)
-  return None
-
-
 def build_components(settings: Settings) -> Components:
   """Loads the face models and networks `settings` asks for.
 
@@ -60,8 +52,8 @@ def build_components(settings: Settings) -> Components:
   """
   model = load_model(settings.face_model, settings.model_path)
   renderer = FaceRenderer(model)
-  coarse_model = fitting_model(settings)
-  template5 = alignment.five_point_template(model.mean_shape[model.landmarks68])
+  coarse_model = load_fitting_model(settings.face_model, settings.model_path)
+  template5 = model.template5
   identity = loaders.load_identity_encoder("dlib", template5=template5)
   refiner = None
   if settings.refines:
@@ -77,4 +69,4 @@ def build_components(settings: Settings) -> Components:
       identity=identity, refiner=refiner, rnet=rnet)
 
 
-__all__ = ["Components", "build_components", "fitting_model"]
+__all__ = ["Components", "build_components"]

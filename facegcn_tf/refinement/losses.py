@@ -21,7 +21,7 @@ from typing import Optional
 import numpy as np
 import tensorflow as tf
 
-from facegcn_tf.networks import identity as identity_lib
+from facegcn_tf.fitting import losses as fitting_losses
 
 NORMS = ("l2", "l1")
 
@@ -99,11 +99,12 @@ def masked_pixel_loss(image, rendering, mask, norm="l2"):
 
 
 def identity_loss(feat_a, feat_b):
-  """`1 - cos(a, b)` averaged over the batch: `[B, D] x [B, D] -> scalar`."""
+  """`1 - cos(a, b)` averaged over the batch: `[B, D] x [B, D] -> scalar` (the mean of the
+  per-image `fitting.losses.identity_loss`)."""
   feat_a, feat_b = _f32(feat_a, "feat_a"), _f32(feat_b, "feat_b")
   _check_rank(feat_a, 2, "feat_a", "[B, D]")
   _check_same_shape(feat_a, feat_b, ("feat_a", "feat_b"))
-  return tf.reduce_mean(identity_lib.cosine_distance(feat_a, feat_b))
+  return tf.reduce_mean(fitting_losses.identity_loss(feat_a, feat_b))
 
 
 def vertex_loss(a, b, weights=None, norm="l2"):
