@@ -342,3 +342,39 @@ def test_refinement_inputs_reject_bad_input(synthetic, face_model):
     ri.build_inputs(renderer, images[:, :32], coeffs, mask)
   with pytest.raises(ValueError, match="batch sizes"):
     ri.build_inputs(renderer, np.concatenate([images, images]), coeffs, np.concatenate([mask, mask]))
+
+
+def test_generator_hyper_parameters_are_declared_once_and_old_specs_load(tmp_path):
+  names = {f.name: f.default for f in dataclasses.fields(generator_spec.GeneratorHParams)}
+  assert {"refiner", "decoder", "activation", "order", "decoder_widths", "refiner_widths",
+          "factors"} <= set(names)
+  runtime = rt.RuntimeConfig(output_dir=str(tmp_path))
+  train = gcn_trainer.GCNTrainConfig(runtime=runtime, data="x-*.tfrecord", steps=1)
+  for config in (train, per_image.PerImageConfig(steps=3),
+                 generator_spec.GeneratorSpec(face_model="ict", feature_dim=8)):
+    assert isinstance(config, generator_spec.GeneratorHParams)
+    expected = dict(names, order=2) if isinstance(config, per_image.PerImageConfig) else names
+    assert {n: getattr(config, n) for n in names} == expected
+  # Validation lives in GeneratorHParams and applies to every config.
+  for make in (lambda **kw: gcn_trainer.GCNTrainConfig(runtime=runtime, data="x", steps=1, **kw),
+               per_image.PerImageConfig):
+    with pytest.raises(ValueError, match="order must be a positive int"):
+      make(order=0)
+    with pytest.raises(ValueError, match="factors"):
+      make(factors="4,0")
+  # --set keeps the flat names; the spec carries every hyper-parameter.
+  train = rt.override_config(train, ["order=3", "factors=4,4", "refiner_widths=8,16"])
+  spec = train.generator_spec(feature_dim=5)
+  assert (spec.order, spec.factor_tuple(), spec.refiner_widths, spec.identity) == (
+      3, (4, 4), "8,16", "dlib")
+  assert per_image.PerImageConfig(order=4).spec("ict", 5).hparams() == \
+      generator_spec.GeneratorHParams(order=4)
+  # A spec saved before GeneratorHParams existed (factors a JSON list) loads unchanged.
+  old = {"face_model": "ict_coarse", "feature_dim": 128, "identity": "dlib",
+         "factors": [4, 4, 4, 4], "refiner": "residual", "decoder": "residual",
+         "activation": "relu", "order": 6, "decoder_widths": "", "refiner_widths": "8,16",
+         "use_decoder": True, "use_refiner": True, "fc_weight_decay": 0.0,
+         "format": generator_spec.SPEC_FORMAT}
+  loaded = generator_spec.GeneratorSpec.from_json(old)
+  assert loaded.factor_tuple() == (4, 4, 4, 4) and loaded.refiner_widths == "8,16"
+  assert loaded.to_json() == old

@@ -5,10 +5,16 @@ constructor argument of `networks.texture_generator.TextureGenerator`. The
 trainer writes it as JSON next to the exported weights
 (:func:`export_generator`), and per-image refinement / inference rebuild the
 same network from it (:func:`load_generator`).
+
+The generator's hyper-parameters are declared, defaulted and validated once, in
+:class:`GeneratorHParams`; `GeneratorSpec`, `refinement.per_image.PerImageConfig`
+and `training.gcn_trainer.GCNTrainConfig` inherit them as flat fields (so
+``--set=order=6`` of ``scripts/train.py`` and saved JSON specs keep their names).
 """
 
 import dataclasses
 import json
+import math
 import os
 from typing import Optional, Tuple
 
@@ -43,24 +49,23 @@ def parse_widths(text: Optional[str], what: str) -> Optional[Tuple[int, ...]]:
   return values
 
 
-@dataclasses.dataclass(frozen=True)
-class GeneratorSpec:
-  """Constructor arguments of a `TextureGenerator` plus its mesh.
+DEFAULT_FACTORS = (4, 4, 4, 4)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class GeneratorHParams:
+  """The texture generator's hyper-parameters (the one place each is declared).
 
   Attributes:
-    face_model: the face model name (its mesh is the texture mesh).
-    feature_dim: length of the identity feature vector (decoder input).
-    identity: the identity encoder kind the features come from.
-    factors: mesh-hierarchy decimation factors.
-    refiner, decoder, activation, order: see `TextureGenerator`.
-    decoder_widths, refiner_widths: comma-separated widths ("" = defaults).
-    use_decoder, use_refiner: ablation switches.
+    refiner, decoder, activation, order: see `TextureGenerator` (order: the
+      Chebyshev order K of the graph convolutions).
+    decoder_widths, refiner_widths: comma-separated widths ("" = the networks'
+      defaults).
+    use_decoder, use_refiner: ablation switches (at least one).
     fc_weight_decay: the official code's L2 on FC layers (0 = off).
+    factors: mesh-hierarchy decimation factors, comma-separated ("" = 4,4,4,4);
+      a tuple of ints is accepted and stored as that text.
   """
-  face_model: str
-  feature_dim: int
-  identity: str = "dlib"
-  factors: Tuple[int, ...] = (4, 4, 4, 4)
   refiner: str = "residual"
   decoder: str = "residual"
   activation: str = "relu"
@@ -70,26 +75,64 @@ class GeneratorSpec:
   use_decoder: bool = True
   use_refiner: bool = True
   fc_weight_decay: float = 0.0
+  factors: str = ",".join(map(str, DEFAULT_FACTORS))
 
   def __post_init__(self):
-    if isinstance(self.feature_dim, bool) or not isinstance(self.feature_dim, int) \
-        or self.feature_dim < 1:
-      raise ValueError(f"feature_dim must be a positive int, got {self.feature_dim!r}")
     if self.refiner not in gcn_refiner.REFINERS:
       raise ValueError(f"refiner must be one of {gcn_refiner.REFINERS}, got '{self.refiner}'")
     if self.decoder not in gcn_decoder.BLOCKS:
       raise ValueError(f"decoder must be one of {gcn_decoder.BLOCKS}, got '{self.decoder}'")
     if isinstance(self.order, bool) or not isinstance(self.order, int) or self.order < 1:
       raise ValueError(f"order must be a positive int, got {self.order!r}")
-    object.__setattr__(self, "factors", tuple(int(f) for f in self.factors))
     parse_widths(self.decoder_widths, "decoder_widths")
     parse_widths(self.refiner_widths, "refiner_widths")
     if not (self.use_decoder or self.use_refiner):
       raise ValueError("the generator needs the decoder, the refiner or both")
+    value = self.fc_weight_decay
+    if isinstance(value, bool) or not (isinstance(value, (int, float)) and math.isfinite(value)
+                                       and value >= 0):
+      raise ValueError(f"fc_weight_decay must be a finite number >= 0, got {value!r}")
+    factors = parse_widths(self.factors, "factors")
+    object.__setattr__(self, "factors", ",".join(map(str, factors)) if factors else "")
+
+  def factor_tuple(self) -> Tuple[int, ...]:
+    """The decimation factors as ints (the default ones for "")."""
+    return parse_widths(self.factors, "factors") or DEFAULT_FACTORS
+
+  def hparams(self) -> "GeneratorHParams":
+    """Just the hyper-parameters (of a config or spec that extends them)."""
+    return GeneratorHParams(**{f.name: getattr(self, f.name)
+                               for f in dataclasses.fields(GeneratorHParams)})
+
+  def spec(self, face_model: str, feature_dim: int, identity: str = "dlib") -> "GeneratorSpec":
+    """The `GeneratorSpec` of a generator with these hyper-parameters."""
+    return GeneratorSpec(face_model=face_model, feature_dim=feature_dim, identity=identity,
+                         **dataclasses.asdict(self.hparams()))
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class GeneratorSpec(GeneratorHParams):
+  """Constructor arguments of a `TextureGenerator` plus its mesh.
+
+  Attributes:
+    face_model: the face model name (its mesh is the texture mesh).
+    feature_dim: length of the identity feature vector (decoder input).
+    identity: the identity encoder kind the features come from.
+    (the rest): `GeneratorHParams`.
+  """
+  face_model: str
+  feature_dim: int
+  identity: str = "dlib"
+
+  def __post_init__(self):
+    if isinstance(self.feature_dim, bool) or not isinstance(self.feature_dim, int) \
+        or self.feature_dim < 1:
+      raise ValueError(f"feature_dim must be a positive int, got {self.feature_dim!r}")
+    super().__post_init__()
 
   def to_json(self) -> dict:
     out = dataclasses.asdict(self)
-    out["factors"] = list(self.factors)
+    out["factors"] = list(self.factor_tuple())
     out["format"] = SPEC_FORMAT
     return out
 
@@ -103,7 +146,8 @@ class GeneratorSpec:
 
 def build_hierarchy(model, spec: GeneratorSpec):
   """The (disk-cached) mesh hierarchy of `model` with the spec's factors."""
-  return hierarchy_lib.build_hierarchy(model.mean_shape, model.triangles, factors=spec.factors)
+  return hierarchy_lib.build_hierarchy(model.mean_shape, model.triangles,
+                                       factors=spec.factor_tuple())
 
 
 def build_generator(spec: GeneratorSpec, hierarchy, name: str = "generator"):
@@ -174,5 +218,5 @@ def load_generator(path: str, model, hierarchy=None):
   return generator, spec
 
 
-__all__ = ["GeneratorSpec", "SPEC_FILE", "WEIGHTS_FILE", "build_generator", "build_hierarchy",
+__all__ = ["GeneratorHParams", "GeneratorSpec", "SPEC_FILE", "WEIGHTS_FILE", "build_generator", "build_hierarchy",
            "export_generator", "load_generator", "load_spec", "parse_widths"]

@@ -47,8 +47,8 @@ from facegcn_tf.refinement import inputs as ri
 from facegcn_tf.refinement import step as refinement_step
 
 
-@dataclasses.dataclass(frozen=True)
-class PerImageConfig:
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class PerImageConfig(spec_lib.GeneratorHParams):
   """Settings of per-image refinement.
 
   Attributes:
@@ -61,8 +61,9 @@ class PerImageConfig:
     id_weight: σ2, the identity term's weight inside the σ1 group.
     vertex_loss: False drops the σ4 group (ablation).
     loss_variant: "paper" or "official" (see `refinement_step.loss_config`).
-    decoder_widths, refiner_widths, refiner, decoder, activation, order:
-      the generator built when no checkpoint is given.
+    refiner, decoder, activation, order, widths, ...: the generator built
+      when no checkpoint is given (`generator_spec.GeneratorHParams`; here
+      order defaults to 2).
     output_init_scale: scales the Combine Net's initial kernel so that T'
       starts near 0 instead of in tanh's saturated tails (1 = plain He init).
     mask_visibility: T_p's visibility also needs the face mask.
@@ -82,11 +83,6 @@ class PerImageConfig:
   id_weight: float = 0.2
   vertex_loss: bool = True
   loss_variant: str = "paper"
-  decoder_widths: str = ""
-  refiner_widths: str = ""
-  refiner: str = "residual"
-  decoder: str = "residual"
-  activation: str = "relu"
   order: int = 2
   output_init_scale: float = 0.1
   mask_visibility: bool = True
@@ -112,12 +108,7 @@ class PerImageConfig:
       value = getattr(self, name)
       if not (isinstance(value, (int, float)) and np.isfinite(value) and value >= 0):
         raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-
-  def spec(self, face_model: str, feature_dim: int) -> spec_lib.GeneratorSpec:
-    return spec_lib.GeneratorSpec(
-        face_model=face_model, feature_dim=feature_dim, refiner=self.refiner,
-        decoder=self.decoder, activation=self.activation, order=self.order,
-        decoder_widths=self.decoder_widths, refiner_widths=self.refiner_widths)
+    super().__post_init__()  # the generator's hyper-parameters
 
 
 @dataclasses.dataclass

@@ -58,8 +58,8 @@ IDENTITY_KINDS = ("dlib", "facenet")
 IMAGE_GRID_KEY = rt.IMAGE_PREFIX + "input_coarse_fine_overlay"
 
 
-@dataclasses.dataclass(frozen=True)
-class GCNTrainConfig:
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class GCNTrainConfig(spec_lib.GeneratorHParams):
   """Settings of one GCN texture run (defaults: the paper's / official values).
 
   Attributes:
@@ -79,8 +79,8 @@ class GCNTrainConfig:
     identity, identity_weights: identity network of the decoder input and
       the identity loss ("dlib" here; "facenet" = the paper's, user file).
     refiner, decoder, activation, order, decoder_widths, refiner_widths,
-      use_decoder, use_refiner, fc_weight_decay, factors: the generator
-      (`generator_spec.GeneratorSpec`); widths "" = the networks' defaults.
+      use_decoder, use_refiner, fc_weight_decay, factors: the generator's
+      hyper-parameters, inherited from `generator_spec.GeneratorHParams`.
     loss_variant: "paper" (L_pix, L2 norms) or "official" (projection loss,
       L1, symmetry and skin-variance terms).
     sigma_variant, ramp_epochs: the σ1/σ4 schedule (`schedule.sigma_schedule`).
@@ -109,16 +109,6 @@ class GCNTrainConfig:
   mask_visibility: bool = True
   identity: str = "dlib"
   identity_weights: Optional[str] = None
-  refiner: str = "residual"
-  decoder: str = "residual"
-  activation: str = "relu"
-  order: int = 6
-  decoder_widths: str = ""
-  refiner_widths: str = ""
-  use_decoder: bool = True
-  use_refiner: bool = True
-  fc_weight_decay: float = 0.0
-  factors: str = "4,4,4,4"
   loss_variant: str = "paper"
   sigma_variant: str = "paper"
   ramp_epochs: float = 5.0
@@ -138,7 +128,7 @@ class GCNTrainConfig:
       raise ValueError("GCNTrainConfig.runtime must be a RuntimeConfig")
     if not self.data:
       raise ValueError("GCNTrainConfig.data (a TFRecord glob) must be set")
-    for name in ("batch_size", "image_size", "shuffle_buffer", "order"):
+    for name in ("batch_size", "image_size", "shuffle_buffer"):
       value = getattr(self, name)
       if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{name} must be an int >= 1, got {value!r}")
@@ -166,26 +156,17 @@ class GCNTrainConfig:
                        f"got '{self.sigma_variant}'")
     if self.critic_norm not in critic_lib.NORMS:
       raise ValueError(f"critic_norm must be one of {critic_lib.NORMS}, got '{self.critic_norm}'")
-    for name in ("ramp_epochs", "id_weight", "adv_weight", "gp_weight", "fc_weight_decay"):
+    for name in ("ramp_epochs", "id_weight", "adv_weight", "gp_weight"):
       value = getattr(self, name)
       if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
         raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
     if not self.ramp_epochs > 0:
       raise ValueError(f"ramp_epochs must be > 0, got {self.ramp_epochs}")
-    self.generator_spec(feature_dim=1)  # validates the network settings
-
-  def factor_tuple(self):
-    return spec_lib.parse_widths(self.factors, "factors") or (4, 4, 4, 4)
+    super().__post_init__()  # the generator's hyper-parameters
 
   def generator_spec(self, feature_dim: int, face_model: Optional[str] = None):
     """The `GeneratorSpec` of this run's generator."""
-    return spec_lib.GeneratorSpec(
-        face_model=face_model or self.face_model, feature_dim=feature_dim,
-        identity=self.identity, factors=self.factor_tuple(), refiner=self.refiner,
-        decoder=self.decoder, activation=self.activation, order=self.order,
-        decoder_widths=self.decoder_widths, refiner_widths=self.refiner_widths,
-        use_decoder=self.use_decoder, use_refiner=self.use_refiner,
-        fc_weight_decay=self.fc_weight_decay)
+    return self.spec(face_model or self.face_model, feature_dim, identity=self.identity)
 
   def loss_config(self) -> losses.GeneratorLossConfig:
     return refinement_step.loss_config(self.loss_variant, self.id_weight, self.adv_weight,
