@@ -1,7 +1,7 @@
 """Evaluation of a batch of reconstructions from their reports (``NAME.json``).
 
-`infer.py` measures every face as it makes it (`export.batch`): masked PSNR and SSIM of
-the coarse and fine lit renders against the aligned photo (over the projected mesh ∩ face
+`infer.py` measures every face as it makes it (`pipeline.assemble`, with
+`facegcn_tf.metrics`): masked PSNR and SSIM of the coarse and fine lit renders against the aligned photo (over the projected mesh ∩ face
 mask), the dlib identity distance between the photo and each render composited on it
 (same person below 0.6), and the 68-landmark error of the fitted geometry normalised by the
 outer-eye-corner distance (the same for both stages: refinement changes the albedo only).

@@ -6,7 +6,7 @@ coefficients fitted once per record by ``scripts/fit_data.py``
 
 One training step (`GCNTrainer`):
 
-1. `refinement_inputs.build_inputs`: coarse geometry and raster, T, T_p, lit
+1. `refinement.inputs.build_inputs`: coarse geometry and raster, T, T_p, lit
    coarse colours, mask M, identity features of the photo (frozen).
 2. Generator update (`runtime.minimize`: NaN guard, loss scaling):
    `refinement_step.forward` -> T' -> T̃' -> R' -> overlay -> the generator
