@@ -17,6 +17,14 @@ What it does, so that trainers only write a loss:
   its shuffle buffer and random seeds), kept by a ``CheckpointManager``
   (every ``checkpoint_every`` steps and at the end). :meth:`restore` resumes
   exactly where the last checkpoint stopped.
+* **Crash safety**: a checkpoint's files are written in full (TF writes the
+  data under temporary names, renames it into place, then writes the index)
+  and fsync-ed before the ``checkpoint`` pointer file moves to it (an atomic
+  rename), so a hard kill during a write leaves the previous checkpoint the
+  latest (``tests/test_training_kill.py`` kills a run there). :meth:`restore` reads every tensor of a candidate back (checksums
+  included) and falls back, with a one-line warning, to the newest complete
+  one when the newest is truncated or damaged (e.g. a power cut before the
+  disk caught up).
 * **NaN guard**: :meth:`TrainingRuntime.minimize` skips the update when the
   loss or a gradient is not finite (with several replicas it cannot skip it:
   the Keras update runs in a cross-replica merge), and :meth:`run` then
@@ -41,8 +49,11 @@ function from a per-replica one.
 
 import contextlib
 import dataclasses
+import glob
+import logging
 import math
 import os
+import re
 import time
 import typing
 from typing import Callable, Dict, Iterator, Optional, Sequence
@@ -56,6 +67,13 @@ FINITE_KEY = "finite"
 LOSS_KEY = "loss"
 IMAGE_PREFIX = "images/"
 
+# Test-only hook, off unless set: with FACEGCN_TEST_PAUSE_IN_CHECKPOINT_WRITE=<step> the
+# process writes step <step>'s checkpoint files, creates ``<prefix>.test-paused`` and then
+# sleeps forever BEFORE the ``checkpoint`` pointer moves, so that a test can kill -9 it in
+# the middle of a checkpoint write (tests/test_training_kill.py).
+PAUSE_IN_CHECKPOINT_WRITE_ENV = "FACEGCN_TEST_PAUSE_IN_CHECKPOINT_WRITE"
+PAUSE_MARKER_SUFFIX = ".test-paused"
+
 
 class NonFiniteLossError(FaceGCNError, FloatingPointError):
   """A loss or gradient became NaN/inf; the run stopped before saving anything from it."""
@@ -63,6 +81,10 @@ class NonFiniteLossError(FaceGCNError, FloatingPointError):
 
 class CheckpointMismatchError(FaceGCNError, ValueError):
   """A checkpoint does not fit the model/optimizer/data of this run."""
+
+
+class IncompleteCheckpointError(FaceGCNError, ValueError):
+  """A checkpoint's files are missing, truncated or damaged (and no complete one is left)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -262,6 +284,65 @@ def _replace_path(obj, names, text, full_path):
   return dataclasses.replace(obj, **{names[0]: value})
 
 
+# ---- checkpoint files -------------------------------------------------------------------------
+
+def _fsync(path: str) -> None:
+  """Flushes a local file or folder to disk (best effort: errors are ignored)."""
+  try:
+    fd = os.open(path, os.O_RDONLY)
+  except OSError:
+    return
+  try:
+    os.fsync(fd)
+  except OSError:
+    pass
+  finally:
+    os.close(fd)
+
+
+def _is_local(path: str) -> bool:
+  return "://" not in path
+
+
+def fsync_checkpoint(prefix: str) -> None:
+  """fsyncs a written checkpoint's index and data files and their folder (local paths only)."""
+  if not _is_local(prefix):
+    return
+  for path in [prefix + ".index"] + sorted(glob.glob(glob.escape(prefix) + ".data-*-of-*")):
+    _fsync(path)
+  _fsync(os.path.dirname(os.path.abspath(prefix)))
+
+
+def checkpoint_problem(prefix: str) -> Optional[str]:
+  """Why the checkpoint at ``prefix`` is unusable (one line), or None when it is complete.
+
+  Complete means: the index parses and every tensor it lists reads back from the
+  data files with a matching checksum (this reads the whole checkpoint once).
+  """
+  try:
+    reader = tf.train.load_checkpoint(prefix)
+    dtypes = reader.get_variable_to_dtype_map()
+    names = sorted(dtypes)
+    with tf.device("/cpu:0"):
+      tf.raw_ops.RestoreV2(prefix=prefix, tensor_names=names, shape_and_slices=[""] * len(names),
+                           dtypes=[dtypes[n] for n in names])
+  except (tf.errors.OpError, ValueError) as e:
+    text = re.sub(r"\{\{function_node [^}]*\}\}\s*", "", str(getattr(e, "message", e)))
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return (lines[0] if lines else type(e).__name__)[:200]
+  return None
+
+
+def _pause_in_checkpoint_write_for_tests(prefix: str, step: int) -> None:
+  """The test hook of :data:`PAUSE_IN_CHECKPOINT_WRITE_ENV` (does nothing unless it is set)."""
+  if os.environ.get(PAUSE_IN_CHECKPOINT_WRITE_ENV, "").strip() != str(step):
+    return
+  with open(prefix + PAUSE_MARKER_SUFFIX, "w") as f:
+    f.write(f"{os.getpid()}\n")
+  while True:  # until the test kills the process
+    time.sleep(60)
+
+
 # ---- the runtime ----------------------------------------------------------------------------
 
 @dataclasses.dataclass
@@ -297,6 +378,7 @@ class TrainingRuntime:
     self._objects = {}
     self._checkpoint = None
     self._manager = None
+    self._fallback = None  # the checkpoint restore fell back to, until the next save
     self._writer = None
 
   @property
@@ -346,19 +428,57 @@ class TrainingRuntime:
 
   @property
   def latest_checkpoint(self) -> Optional[str]:
+    """The newest usable checkpoint (after a fallback in :meth:`restore`, the one restored)."""
     self._require_tracking()
-    return self._manager.latest_checkpoint
+    return self._fallback or self._manager.latest_checkpoint
+
+  def _newest_complete_checkpoint(self) -> Optional[str]:
+    """The newest checkpoint the pointer file lists whose files are complete (None: none listed).
+
+    Raises:
+      IncompleteCheckpointError: checkpoints are listed but none is complete.
+    """
+    candidates = []
+    for path in [self._manager.latest_checkpoint] + self._manager.checkpoints[::-1]:
+      if path and path not in candidates:
+        candidates.append(path)
+    skipped = []
+    for path in candidates:
+      problem = checkpoint_problem(path)
+      if problem is None:
+        if skipped:
+          logging.warning("ignoring incomplete checkpoint(s) %s; resuming from %s",
+                          "; ".join(skipped), path)
+          self._fallback = path
+        return path
+      skipped.append(f"{path} ({problem})")
+    if skipped:
+      raise IncompleteCheckpointError(
+          f"no complete checkpoint in '{self.config.resolved_checkpoint_dir}': "
+          f"{'; '.join(skipped)}; move the folder away to start afresh")
+    return None
 
   def restore(self, path: Optional[str] = None) -> Optional[str]:
     """Restores ``path`` or the latest checkpoint of the run; returns its path (None: fresh start).
 
+    Without ``path`` a newest checkpoint whose files are incomplete or damaged is
+    skipped (one warning) for the newest complete one.
+
     Raises:
       CheckpointMismatchError: the checkpoint does not fit what was tracked.
+      IncompleteCheckpointError: ``path``'s files (or, without ``path``, those of
+        every listed checkpoint) are incomplete or damaged.
     """
     self._require_tracking()
-    path = path or self._manager.latest_checkpoint
     if path is None:
-      return None
+      path = self._newest_complete_checkpoint()
+      if path is None:
+        return None
+    else:
+      problem = checkpoint_problem(path)
+      if problem is not None:
+        raise IncompleteCheckpointError(
+            f"checkpoint '{path}' is incomplete or damaged: {problem}")
     try:
       status = self._checkpoint.restore(path)
       status.assert_existing_objects_matched()
@@ -369,9 +489,28 @@ class TrainingRuntime:
     return path
 
   def save(self) -> str:
-    """Writes a checkpoint at the current step; returns its path."""
+    """Writes a checkpoint at the current step; returns its path.
+
+    The files are complete and fsync-ed before the ``checkpoint`` pointer file
+    moves to them: TF runs the write callbacks in order once the data and
+    index files are written, and the manager's pointer update (an atomic
+    rename) is appended after ours.
+    """
     self._require_tracking()
-    return self._manager.save(checkpoint_number=int(self.step.numpy()))
+    step = int(self.step.numpy())
+
+    def files_written(prefix):
+      fsync_checkpoint(prefix)
+      _pause_in_checkpoint_write_for_tests(prefix, step)
+
+    options = tf.train.CheckpointOptions(experimental_write_callbacks=[files_written])
+    path = self._manager.save(checkpoint_number=step, options=options)
+    directory = self._manager.directory
+    if _is_local(directory):
+      _fsync(os.path.join(directory, "checkpoint"))
+      _fsync(directory)
+    self._fallback = None
+    return path
 
   # -- the update --
 
@@ -516,7 +655,7 @@ class TrainingRuntime:
           raise NonFiniteLossError(
               f"non-finite values at step {step} ({(found or lines)[0][:200]}); stopped "
               "without saving; last good checkpoint: "
-              f"{self._manager.latest_checkpoint or 'none'}") from None
+              f"{self.latest_checkpoint or 'none'}") from None
         scalars = {name: float(value) for name, value in outputs.items()
                    if name != FINITE_KEY and not name.startswith(IMAGE_PREFIX)
                    and tf.convert_to_tensor(value).shape.rank == 0}
@@ -526,7 +665,7 @@ class TrainingRuntime:
           bad = ", ".join(f"{k}={v:g}" for k, v in scalars.items() if not math.isfinite(v))
           raise NonFiniteLossError(
               f"non-finite loss or gradient at step {step} ({bad or 'gradients'}); stopped "
-              f"without saving; last good checkpoint: {self._manager.latest_checkpoint or 'none'}")
+              f"without saving; last good checkpoint: {self.latest_checkpoint or 'none'}")
         self.step.assign_add(1)
         if steps_per_epoch:
           self.epoch.assign_add(1.0 / float(steps_per_epoch))
@@ -549,7 +688,7 @@ class TrainingRuntime:
     if final > first and (last_saved is None or not last_saved.endswith(f"-{final}")):
       last_saved = self.save()
     return RunResult(first_step=first, last_step=final, last_scalars=last_scalars,
-                     checkpoint=last_saved or self._manager.latest_checkpoint,
+                     checkpoint=last_saved or self.latest_checkpoint,
                      seconds=time.perf_counter() - start_time)
 
 
@@ -571,6 +710,7 @@ def image_grid(columns: Sequence[tf.Tensor]) -> tf.Tensor:
   return tf.concat([tf.cast(c, tf.float32) for c in columns], axis=2)
 
 
-__all__ = ["CheckpointMismatchError", "NonFiniteLossError", "RunResult", "RuntimeConfig",
-           "TrainingRuntime", "all_finite", "distribute_batch", "dtype_policy", "image_grid",
-           "make_strategy", "override_config", "resolve_mixed_precision", "steps_for"]
+__all__ = ["CheckpointMismatchError", "IncompleteCheckpointError", "NonFiniteLossError",
+           "RunResult", "RuntimeConfig", "TrainingRuntime", "all_finite", "checkpoint_problem",
+           "distribute_batch", "dtype_policy", "fsync_checkpoint", "image_grid", "make_strategy",
+           "override_config", "resolve_mixed_precision", "steps_for"]
