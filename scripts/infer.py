@@ -75,6 +75,13 @@ def main(argv):
       refine_steps=_REFINE_STEPS.value, formats=formats, texture_size=_TEXTURE_SIZE.value,
       overwrite=_OVERWRITE.value, rnet_checkpoint=_RNET_CHECKPOINT.value,
       gcn_checkpoint=_GCN_CHECKPOINT.value)
+  hints = {"rnet_checkpoint": "train them with scripts/train.py --stage=rnet, or pass "
+                              "Deep3DFace's FaceReconModel.pb",
+           "gcn_checkpoint": "train one with scripts/train.py --flagfile=configs/ict.cfg"}
+  for name, hint in hints.items():
+    path = flags.FLAGS[name].value
+    if path and not pathlib.Path(path).expanduser().exists():
+      raise app.UsageError(f"--{name}: '{path}' not found; {hint}")
   try:
     reconstructor = pipeline.Reconstructor(settings)
   except (ValueError, FileNotFoundError) as err:  # missing model / checkpoint files
