@@ -25,6 +25,8 @@ from facegcn_tf.export import uv_texture
 from facegcn_tf.export import writer
 from facegcn_tf.morphable.ict import load_ict
 from facegcn_tf.render.renderer import FaceRenderer
+from facegcn_tf.pipeline import assemble
+from facegcn_tf.render import shape_shading
 
 
 @pytest.fixture(scope="module")
@@ -515,7 +517,7 @@ def test_make_renders_shape_light_and_albedo_linearity(model, renderer):
   coeffs = renderer.zero_coefficients(1).numpy()
   coarse = renderer.albedo(coeffs)[0].numpy()
   crop = np.full((224, 224, 3), 90, np.uint8)
-  renders = overlay.make_renders(renderer, coeffs[0], 0.5 * coarse, crop)
+  renders = assemble.make_renders(renderer, coeffs[0], 0.5 * coarse, crop)
   mask = renders.mask > 0.5
   assert 0.1 < mask.mean() < 0.9
   np.testing.assert_array_equal(renders.crop, crop)
@@ -524,7 +526,7 @@ def test_make_renders_shape_light_and_albedo_linearity(model, renderer):
   np.testing.assert_array_equal(renders.shape[~mask], 0.0)
   gray = renders.shape[mask]
   np.testing.assert_allclose(gray[:, 0], gray[:, 1])  # gray
-  assert gray.max() <= overlay.SHAPE_GRAY + 1e-6
+  assert gray.max() <= shape_shading.SHAPE_GRAY + 1e-6
   # Light from the picture's upper left: the left half of the face is brighter.
   cols = np.nonzero(mask)[1]
   centre = np.median(cols)
@@ -601,7 +603,7 @@ def test_export_face_writes_every_format(model, renderer, template5, tmp_path):
   photo = np.full((480, 640, 3), 100, np.uint8)
   transform = _photo_transform(template5)
   crop = alignment.warp_to_aligned(photo, transform)
-  renders = overlay.make_renders(renderer, coeffs, fine, crop)
+  renders = assemble.make_renders(renderer, coeffs, fine, crop)
   doc = report.face_report("face", coeffs, model.layout, model_name=model.name)
 
   out_dir = tmp_path / "out"

@@ -1,4 +1,4 @@
-"""Images for people: renders pasted back on the photo, a comparison strip, a shape render.
+"""Images for people: renders pasted back on the photo, a comparison strip.
 
 * :func:`paste_back` puts an aligned 224x224 RGBA render onto the ORIGINAL full-resolution
   photo with the inverse of the alignment (``data.alignment.paste_onto``: one
@@ -8,11 +8,9 @@
   costs what its face region costs).
 * :func:`comparison_strip` lays equal-sized panels side by side (photo | coarse | fine |
   shape by default) under a labelled banner.
-* :func:`shape_colors` / :func:`shape_render` shade the geometry alone: uniform gray albedo
-  under one fixed directional light plus ambient, in camera space (so every pose is lit
-  from the same side of the picture), rendered by ``FaceRenderer`` with ``lit=False``.
-* :func:`make_renders` produces the four aligned panels for one face in one pass (the
-  geometry is posed and rasterized once).
+
+Pure image operations: the renders themselves come from the pipeline
+(``pipeline.assemble``), the gray shape shading from ``render.shape_shading``.
 """
 
 import collections
@@ -21,20 +19,12 @@ from typing import Optional, Sequence
 
 import cv2
 import numpy as np
-import tensorflow as tf
 
 from facegcn_tf.data.alignment import AlignTransform
 from facegcn_tf.data.alignment import paste_onto
-from facegcn_tf.render.renderer import FaceRenderer
-from facegcn_tf.render.renderer import Rendering
 
 DEFAULT_FEATHER = 3.0
 DEFAULT_LABELS = ("input", "coarse", "fine", "shape")
-SHAPE_GRAY = 0.72
-SHAPE_AMBIENT = 0.3
-# Light from the upper left of the picture, in front of the face (camera space: x right,
-# y up, z towards the camera).
-SHAPE_LIGHT = (-0.35, 0.45, 0.82)
 
 AlignedRenders = collections.namedtuple("AlignedRenders",
                                         ["crop", "coarse", "fine", "shape", "mask"])
@@ -60,7 +50,8 @@ def _as_uint8(image: np.ndarray, name: str) -> np.ndarray:
   return np.clip(np.rint(image * 255.0), 0, 255).astype(np.uint8)
 
 
-def _check_rgb(image: np.ndarray, name: str) -> np.ndarray:
+def as_rgb_uint8(image: np.ndarray, name: str) -> np.ndarray:
+  """[H, W, 3] uint8 from uint8 or [0, 1] floats; ValueError naming `name` otherwise."""
   image = np.asarray(image)
   if image.ndim != 3 or image.shape[-1] != 3 or image.shape[0] == 0 or image.shape[1] == 0:
     raise ValueError(f"{name} must be an [H, W, 3] RGB image, got shape {image.shape}")
@@ -96,7 +87,7 @@ def feather_alpha(mask: np.ndarray, radius: float = DEFAULT_FEATHER) -> np.ndarr
 
 def render_to_rgba(image: np.ndarray, alpha: np.ndarray) -> np.ndarray:
   """[S, S, 3] float render in [0, 1] (clipped) + [S, S] alpha in [0, 1] -> [S, S, 4] uint8."""
-  rgb = _check_rgb(image, "render")
+  rgb = as_rgb_uint8(image, "render")
   alpha = np.asarray(alpha, dtype=np.float32)
   if alpha.shape != rgb.shape[:2]:
     raise ValueError(f"alpha {alpha.shape} must match the render {rgb.shape[:2]}")
@@ -120,7 +111,7 @@ def paste_back(photo: np.ndarray, render: np.ndarray, mask: np.ndarray, transfor
   Raises:
     ValueError: sizes that do not match the transform.
   """
-  photo = _check_rgb(photo, "photo")
+  photo = as_rgb_uint8(photo, "photo")
   if tuple(photo.shape[:2]) != tuple(transform.source_shape):
     raise ValueError(f"photo is {photo.shape[0]}x{photo.shape[1]} but the alignment was made "
                      f"for {transform.source_shape[0]}x{transform.source_shape[1]}")
@@ -149,8 +140,8 @@ def paste_back(photo: np.ndarray, render: np.ndarray, mask: np.ndarray, transfor
 
 def composite(render: np.ndarray, mask: np.ndarray, background: np.ndarray) -> np.ndarray:
   """``render * mask + background * (1 - mask)`` as uint8 (same-sized images)."""
-  render = _check_rgb(render, "render").astype(np.float32)
-  background = _check_rgb(background, "background").astype(np.float32)
+  render = as_rgb_uint8(render, "render").astype(np.float32)
+  background = as_rgb_uint8(background, "background").astype(np.float32)
   mask = np.asarray(mask, dtype=np.float32)
   if render.shape != background.shape or mask.shape != render.shape[:2]:
     raise ValueError(f"render {render.shape}, background {background.shape} and mask "
@@ -173,7 +164,7 @@ def comparison_strip(photo_crop: np.ndarray, coarse: np.ndarray, fine: np.ndarra
     [banner + S, 4 * S', 3] uint8; the banner is ``round(0.12 * S')`` pixels high
     (at least 14), white text on dark gray.
   """
-  panels = [_check_rgb(p, f"panel {i}") for i, p in
+  panels = [as_rgb_uint8(p, f"panel {i}") for i, p in
             enumerate((photo_crop, coarse, fine, shape_render))]
   shape = panels[0].shape
   for i, p in enumerate(panels):
@@ -197,72 +188,3 @@ def comparison_strip(photo_crop: np.ndarray, coarse: np.ndarray, fine: np.ndarra
     y = (banner_height + text_h) // 2
     cv2.putText(banner, label, (x, y), font, scale, (255, 255, 255), thickness, cv2.LINE_AA)
   return np.concatenate([banner, body], axis=0)
-
-
-def shape_colors(normals: tf.Tensor, gray: float = SHAPE_GRAY, ambient: float = SHAPE_AMBIENT,
-                 light_direction: Sequence[float] = SHAPE_LIGHT) -> tf.Tensor:
-  """Gray Lambertian shading of posed normals under a fixed camera-space light.
-
-  Args:
-    normals: [B, V, 3] posed unit normals (``FaceGeometry.normals``).
-    gray: albedo.
-    ambient: ambient fraction; the directional part has weight ``1 - ambient``.
-    light_direction: direction towards the light (normalised here).
-
-  Returns:
-    [B, V, 3] colours in [0, gray].
-  """
-  normals = tf.convert_to_tensor(normals, tf.float32)
-  light = np.asarray(light_direction, np.float64)
-  if light.shape != (3,) or not np.linalg.norm(light) > 0:
-    raise ValueError(f"light_direction must be a non-zero 3-vector, got {light_direction!r}")
-  light = tf.constant(light / np.linalg.norm(light), tf.float32)
-  diffuse = tf.maximum(tf.reduce_sum(normals * light, axis=-1, keepdims=True), 0.0)
-  shade = gray * (ambient + (1.0 - ambient) * diffuse)
-  return tf.tile(shade, [1, 1, 3])
-
-
-def shape_render(renderer: FaceRenderer, coeffs: tf.Tensor, geometry=None, raster=None,
-                 **shading) -> Rendering:
-  """Renders the geometry of ``coeffs`` with :func:`shape_colors` (on black)."""
-  geometry = geometry if geometry is not None else renderer.geometry(coeffs)
-  colors = shape_colors(geometry.normals, **shading)
-  return renderer.render(coeffs, vertex_colors=colors, lit=False, geometry=geometry, raster=raster)
-
-
-def make_renders(renderer: FaceRenderer, coeffs, fine_albedo, crop: np.ndarray,
-                 coarse_albedo=None) -> AlignedRenders:
-  """The aligned panels of one face: its crop, coarse / fine lit renders, shape render.
-
-  Args:
-    renderer: the pipeline's renderer (its camera size must be the crop's size).
-    coeffs: [N] or [1, N] coefficients of the face.
-    fine_albedo: [V, 3] or [1, V, 3] fine albedo in [0, 1].
-    crop: [S, S, 3] aligned photo (uint8 or float in [0, 1]).
-    coarse_albedo: [V, 3] or [1, V, 3]; default: the coefficients' 3DMM albedo.
-
-  Returns:
-    :class:`AlignedRenders` (renders clipped to [0, 1], float32).
-  """
-  crop = _check_rgb(crop, "crop")
-  size = renderer.image_size
-  if crop.shape[:2] != (size, size):
-    raise ValueError(f"crop is {crop.shape[:2]} but the renderer draws {size}x{size}")
-  coeffs = tf.reshape(tf.convert_to_tensor(coeffs, tf.float32), [1, -1])
-  fine = tf.reshape(tf.convert_to_tensor(fine_albedo, tf.float32), [1, -1, 3])
-  if fine.shape[1] != renderer.model.num_vertices:
-    raise ValueError(f"fine_albedo has {fine.shape[1]} vertices, the model "
-                     f"{renderer.model.num_vertices}")
-  coarse = (renderer.albedo(coeffs) if coarse_albedo is None else
-            tf.reshape(tf.convert_to_tensor(coarse_albedo, tf.float32), [1, -1, 3]))
-  geometry = renderer.geometry(coeffs)
-  raster = renderer.rasterize(geometry)
-  coarse_render = renderer.render(coeffs, vertex_colors=coarse, geometry=geometry, raster=raster)
-  fine_render = renderer.render(coeffs, vertex_colors=fine, geometry=geometry, raster=raster)
-  shaded = shape_render(renderer, coeffs, geometry=geometry, raster=raster)
-
-  def _image(rendering):
-    return np.clip(rendering.image[0].numpy(), 0.0, 1.0).astype(np.float32)
-
-  return AlignedRenders(crop=crop, coarse=_image(coarse_render), fine=_image(fine_render),
-                        shape=_image(shaded), mask=raster.mask[0].numpy().astype(np.float32))

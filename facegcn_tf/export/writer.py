@@ -186,7 +186,7 @@ def export_face(output_dir: PathLike, name: str, model: MorphableModel, *,
       fine albedo everywhere.
     photo: [H, W, 3] uint8 original photo (needed for ``png``).
     transform: its alignment (needed for ``png``).
-    renders: the aligned panels (``overlay.make_renders``; needed for ``png``).
+    renders: the aligned panels (``pipeline.assemble``; needed for ``png``).
     report: the face's report dict (``report.face_report``), completed with an
       ``"export"`` section.
     formats: subset of :data:`FORMATS`.

@@ -7,6 +7,7 @@ raster, and the identity figures reuse the features of the prepared photos.
 from typing import Any, Dict, List, Sequence
 
 import numpy as np
+import tensorflow as tf
 
 from facegcn_tf import metrics
 from facegcn_tf.data.preprocess import PreparedFace
@@ -14,6 +15,8 @@ from facegcn_tf.export import overlay
 from facegcn_tf.export.result import FaceResult
 from facegcn_tf.pipeline.factory import Components
 from facegcn_tf.pipeline.stages import CoarseFit, FaceBatch, Refinement
+from facegcn_tf.render import shape_shading
+from facegcn_tf.render.renderer import FaceRenderer
 
 
 def aligned_renders(components: Components, coarse: CoarseFit, refinement: Refinement,
@@ -27,7 +30,7 @@ def aligned_renders(components: Components, coarse: CoarseFit, refinement: Refin
     crops: [B, S, S, 3] the aligned photos (uint8 or 0..255 floats).
   """
   rendering = coarse.rendering
-  shaded = overlay.shape_render(components.renderer, coarse.coeffs, geometry=rendering.geometry,
+  shaded = shape_shading.shape_render(components.renderer, coarse.coeffs, geometry=rendering.geometry,
                                 raster=rendering.raster)
   coarse_images = np.clip(rendering.image.numpy(), 0.0, 1.0).astype(np.float32)
   shape_images = np.clip(shaded.image.numpy(), 0.0, 1.0).astype(np.float32)
@@ -95,4 +98,44 @@ def face_results(components: Components, faces: Sequence[PreparedFace], names: S
   return results
 
 
-__all__ = ["aligned_renders", "face_results"]
+def make_renders(renderer: FaceRenderer, coeffs, fine_albedo, crop: np.ndarray,
+                 coarse_albedo=None) -> overlay.AlignedRenders:
+  """The aligned panels of one face from its coefficients alone (poses and rasterizes once).
+
+  For ad-hoc use; the pipeline makes them from its stage results (`aligned_renders`).
+
+  Args:
+    renderer: the pipeline's renderer (its camera size must be the crop's size).
+    coeffs: [N] or [1, N] coefficients of the face.
+    fine_albedo: [V, 3] or [1, V, 3] fine albedo in [0, 1].
+    crop: [S, S, 3] aligned photo (uint8 or float in [0, 1]).
+    coarse_albedo: [V, 3] or [1, V, 3]; default: the coefficients' 3DMM albedo.
+
+  Returns:
+    :class:`overlay.AlignedRenders` (renders clipped to [0, 1], float32).
+  """
+  crop = overlay.as_rgb_uint8(crop, "crop")
+  size = renderer.image_size
+  if crop.shape[:2] != (size, size):
+    raise ValueError(f"crop is {crop.shape[:2]} but the renderer draws {size}x{size}")
+  coeffs = tf.reshape(tf.convert_to_tensor(coeffs, tf.float32), [1, -1])
+  fine = tf.reshape(tf.convert_to_tensor(fine_albedo, tf.float32), [1, -1, 3])
+  if fine.shape[1] != renderer.model.num_vertices:
+    raise ValueError(f"fine_albedo has {fine.shape[1]} vertices, the model "
+                     f"{renderer.model.num_vertices}")
+  coarse = (renderer.albedo(coeffs) if coarse_albedo is None else
+            tf.reshape(tf.convert_to_tensor(coarse_albedo, tf.float32), [1, -1, 3]))
+  geometry = renderer.geometry(coeffs)
+  raster = renderer.rasterize(geometry)
+  coarse_render = renderer.render(coeffs, vertex_colors=coarse, geometry=geometry, raster=raster)
+  fine_render = renderer.render(coeffs, vertex_colors=fine, geometry=geometry, raster=raster)
+  shaded = shape_shading.shape_render(renderer, coeffs, geometry=geometry, raster=raster)
+
+  def _image(rendering):
+    return np.clip(rendering.image[0].numpy(), 0.0, 1.0).astype(np.float32)
+
+  return overlay.AlignedRenders(crop=crop, coarse=_image(coarse_render), fine=_image(fine_render),
+                        shape=_image(shaded), mask=raster.mask[0].numpy().astype(np.float32))
+
+
+__all__ = ["aligned_renders", "face_results", "make_renders"]
