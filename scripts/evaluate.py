@@ -19,7 +19,7 @@ _MARKDOWN = flags.DEFINE_string("markdown", None, "Write the table as markdown h
 
 def main(argv):
   del argv
-  from facegcn_tf.export import atomic  # pylint: disable=import-outside-toplevel
+  from facegcn_tf import atomic  # pylint: disable=import-outside-toplevel
   from facegcn_tf.export import evaluation  # pylint: disable=import-outside-toplevel
   from facegcn_tf.pipeline.batch import output_names, resolve_inputs  # pylint: disable=import-outside-toplevel
 

@@ -27,7 +27,7 @@ def main(argv):
   import numpy as np
   import trimesh
 
-  from facegcn_tf.export import atomic, evaluation
+  from facegcn_tf import atomic, evaluation
   from facegcn_tf.pipeline.batch import output_names, resolve_inputs
   from facegcn_tf.morphable import load_model
   from facegcn_tf.render import light_presets

@@ -15,7 +15,7 @@ import tensorflow as tf
 import trimesh
 
 from facegcn_tf.data import alignment
-from facegcn_tf.export import atomic
+from facegcn_tf import atomic
 from facegcn_tf.export import invisible_fill
 from facegcn_tf.export import mesh_io
 from facegcn_tf.export import overlay

@@ -33,7 +33,7 @@ import numpy as np
 import PIL.Image
 import trimesh
 
-from facegcn_tf.export import atomic
+from facegcn_tf import atomic
 from facegcn_tf.export import seams
 from facegcn_tf.morphable.normals import vertex_normals
 

@@ -46,7 +46,7 @@ from typing import Any, List, Mapping, Optional, Sequence, Union
 import numpy as np
 
 from facegcn_tf.data.alignment import AlignTransform
-from facegcn_tf.export import atomic
+from facegcn_tf import atomic
 from facegcn_tf.export import invisible_fill
 from facegcn_tf.export import mesh_io
 from facegcn_tf.export import overlay

@@ -61,6 +61,7 @@ from typing import Callable, Dict, Iterator, Optional, Sequence
 import keras
 import tensorflow as tf
 
+from facegcn_tf import atomic
 from facegcn_tf.errors import FaceGCNError
 
 FINITE_KEY = "finite"
@@ -286,20 +287,6 @@ def _replace_path(obj, names, text, full_path):
 
 # ---- checkpoint files -------------------------------------------------------------------------
 
-def _fsync(path: str) -> None:
-  """Flushes a local file or folder to disk (best effort: errors are ignored)."""
-  try:
-    fd = os.open(path, os.O_RDONLY)
-  except OSError:
-    return
-  try:
-    os.fsync(fd)
-  except OSError:
-    pass
-  finally:
-    os.close(fd)
-
-
 def _is_local(path: str) -> bool:
   return "://" not in path
 
@@ -309,8 +296,8 @@ def fsync_checkpoint(prefix: str) -> None:
   if not _is_local(prefix):
     return
   for path in [prefix + ".index"] + sorted(glob.glob(glob.escape(prefix) + ".data-*-of-*")):
-    _fsync(path)
-  _fsync(os.path.dirname(os.path.abspath(prefix)))
+    atomic.fsync_path(path)
+  atomic.fsync_path(os.path.dirname(os.path.abspath(prefix)))
 
 
 def checkpoint_problem(prefix: str) -> Optional[str]:
@@ -507,8 +494,8 @@ class TrainingRuntime:
     path = self._manager.save(checkpoint_number=step, options=options)
     directory = self._manager.directory
     if _is_local(directory):
-      _fsync(os.path.join(directory, "checkpoint"))
-      _fsync(directory)
+      atomic.fsync_path(os.path.join(directory, "checkpoint"))
+      atomic.fsync_path(directory)
     self._fallback = None
     return path
 

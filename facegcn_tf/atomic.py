@@ -34,9 +34,10 @@ def _umask() -> int:
   return mask
 
 
-def _fsync_directory(directory: pathlib.Path) -> None:
+def fsync_path(path) -> None:
+  """Flushes a local file or folder to disk (best effort: errors are ignored)."""
   try:
-    fd = os.open(directory, os.O_RDONLY)
+    fd = os.open(path, os.O_RDONLY)
   except OSError:  # e.g. platforms without directory file descriptors
     return
   try:
@@ -75,7 +76,7 @@ def atomic_path(path: PathLike) -> Iterator[pathlib.Path]:
     with contextlib.suppress(FileNotFoundError):
       tmp.unlink()
     raise
-  _fsync_directory(directory)
+  fsync_path(directory)
 
 
 @contextlib.contextmanager
