@@ -22,7 +22,7 @@ shading. The PLY has per-vertex colours and no UVs, hence exactly ``V`` vertices
 The OBJ/MTL text is written here (numpy string formatting, a few lines) rather than by
 trimesh, whose OBJ exporter splits the mesh at seams and names the material and texture
 itself; PLY and GLB are encoded by trimesh. Every file is written atomically
-(``export.atomic``).
+(``facegcn_tf.atomic``).
 """
 
 import os
