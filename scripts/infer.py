@@ -7,8 +7,9 @@ Per face it writes NAME.obj/.mtl + NAME_texture.png (UV texture), NAME.ply, NAME
 NAME_coarse_texture.png, NAME_lit_texture.png, NAME_overlay.png (the render pasted back on
 the full-resolution photo), NAME_strip.png (photo | coarse | fine | shape) and NAME.json
 (coefficients, pose, landmarks, loss and quality figures, versions, flags). Bad inputs are
-reported and skipped; finished faces are skipped on a re-run (--overwrite to redo). The exit
-code is non-zero only if every input failed.
+reported and skipped; finished faces are skipped on a re-run (--overwrite to redo). Exit
+codes: 0, or 1 when every input failed, 74 when the output folder cannot be written, 130 / 143
+after SIGINT / SIGTERM (README: "Running large batches").
 """
 
 import os
@@ -90,8 +91,7 @@ def main(argv):
       "input", "output_dir", "face_model", "all_faces", "min_confidence", "batch_size",
       "formats", "texture_size", "fit_steps", "refine_steps", "rnet_checkpoint",
       "gcn_checkpoint")}
-  signal.signal(signal.SIGINT, signal.default_int_handler)
-  with pipeline.interrupt_on_signals((signal.SIGTERM,)):
+  with pipeline.interrupt_on_signals():  # SIGINT/SIGTERM stop between steps, keep what's done
     summary = pipeline.run(scan.paths, pathlib.Path(_OUTPUT_DIR.value), reconstructor,
                            flags=run_flags, progress=_PROGRESS.value, odd_inputs=scan.odd)
   print(summary.table())

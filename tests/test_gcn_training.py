@@ -311,13 +311,14 @@ def test_refiner_contract_and_reuse_of_the_coarse_raster(synthetic, face_model, 
   assert result.render.shape == (2, size, size, 3) and result.lit_colors.shape == fine.shape
   for key in ("psnr_coarse", "psnr_fine", "identity_coarse", "identity_fine", "loss_pixel"):
     assert result.figures[key].shape == (2,) and np.all(np.isfinite(result.figures[key])), key
-  # Given the coarse stage's geometry and raster (and the photos' features), the refiner
-  # reuses them: the same result, bit for bit, call after call.
+  # Given the coarse stage's geometry, raster and visibility (and the photos' features), the
+  # refiner reuses them: the same result, bit for bit, call after call.
   geometry = renderer.geometry(tf.constant(coeffs))
   raster = renderer.rasterize(geometry)
+  visibility = renderer.visibility(geometry, raster)
   for _ in range(2):
     again = refiner(images, coeffs, mask, features=encoder(images), geometry=geometry,
-                    raster=raster)
+                    raster=raster, visibility=visibility)
     np.testing.assert_array_equal(again.fine_albedo, fine)
     np.testing.assert_array_equal(again.render, result.render)
   with pytest.raises(ValueError, match="coeffs must be"):

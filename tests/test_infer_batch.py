@@ -128,3 +128,22 @@ def test_an_unwritable_output_folder_gives_one_line_and_nothing_half_written(
   assert "Traceback" not in done.stderr
   listing = done.stdout.split(stopped[0])[1].split()
   assert not [name for name in listing if name.endswith(".tmp") or name.endswith(".json")]
+
+
+def test_scan_reports_photo_named_entries_only(tmp_path, astronaut):
+  from facegcn_tf.pipeline import scan_inputs
+  cv2.imwrite(str(tmp_path / "b.png"), astronaut[..., ::-1])
+  (tmp_path / "sub").mkdir()
+  cv2.imwrite(str(tmp_path / "sub" / "a.png"), astronaut[..., ::-1])
+  (tmp_path / "x.jpg").mkdir()
+  (tmp_path / "notes.txt").write_text("not a photo")
+  (tmp_path / ".hidden.png").write_bytes(b"")
+  folder = scan_inputs(str(tmp_path))
+  assert folder.paths == [tmp_path / "b.png", tmp_path / "sub" / "a.png"]
+  assert folder.odd == [(str(tmp_path / "x.jpg"), "a folder named like a photo, not a photo")]
+  # A glob takes every file it matches; of the rest, only photo-named entries are odd.
+  matched = scan_inputs(str(tmp_path / "*"))
+  assert matched.paths == [tmp_path / "b.png", tmp_path / "notes.txt"]
+  assert matched.odd == folder.odd
+  with pytest.raises(ValueError, match="no input images"):
+    scan_inputs(str(tmp_path / "nothing" / "*.png"))

@@ -3,10 +3,10 @@
 `infer.py` measures every face as it makes it (`pipeline.assemble`, with
 `facegcn_tf.metrics`): masked PSNR and SSIM of the coarse and fine lit renders against the
 aligned photo (over the projected mesh ∩ face mask), the dlib identity distance between the
-photo and each render composited on it (same person below 0.6), and the 68-landmark error of the fitted geometry normalised by the
-outer-eye-corner distance (the same for both stages: refinement changes the albedo only).
-This module gathers those figures for a folder of photos into rows, a CSV and a markdown
-table.
+photo and each render composited on it (same person below 0.6), and the 68-landmark error
+of the fitted geometry normalised by the outer-eye-corner distance (the same for both
+stages: refinement changes the albedo only). This module gathers those figures for a folder
+of photos into rows, a CSV and a markdown table.
 """
 
 import csv

@@ -19,6 +19,11 @@ from facegcn_tf.render import shape_shading
 from facegcn_tf.render.renderer import FaceRenderer
 
 
+def _unit_images(images: tf.Tensor) -> np.ndarray:
+  """Rendered images clipped to [0, 1], float32 numpy."""
+  return np.clip(images.numpy(), 0.0, 1.0).astype(np.float32)
+
+
 def aligned_renders(components: Components, coarse: CoarseFit, refinement: Refinement,
                     crops: np.ndarray) -> List[overlay.AlignedRenders]:
   """The aligned panels (crop, coarse, fine, shape, coverage) of each face of a batch.
@@ -30,10 +35,10 @@ def aligned_renders(components: Components, coarse: CoarseFit, refinement: Refin
     crops: [B, S, S, 3] the aligned photos (uint8 or 0..255 floats).
   """
   rendering = coarse.rendering
-  shaded = shape_shading.shape_render(components.renderer, coarse.coeffs, geometry=rendering.geometry,
-                                raster=rendering.raster)
-  coarse_images = np.clip(rendering.image.numpy(), 0.0, 1.0).astype(np.float32)
-  shape_images = np.clip(shaded.image.numpy(), 0.0, 1.0).astype(np.float32)
+  shaded = shape_shading.shape_render(components.renderer, coarse.coeffs,
+                                      geometry=rendering.geometry, raster=rendering.raster)
+  coarse_images = _unit_images(rendering.image)
+  shape_images = _unit_images(shaded.image)
   coverage = rendering.mask.numpy().astype(np.float32)
   return [overlay.AlignedRenders(crop=np.clip(np.rint(crops[i]), 0, 255).astype(np.uint8),
                                  coarse=coarse_images[i], fine=refinement.render[i],
@@ -130,12 +135,10 @@ def make_renders(renderer: FaceRenderer, coeffs, fine_albedo, crop: np.ndarray,
   coarse_render = renderer.render(coeffs, vertex_colors=coarse, geometry=geometry, raster=raster)
   fine_render = renderer.render(coeffs, vertex_colors=fine, geometry=geometry, raster=raster)
   shaded = shape_shading.shape_render(renderer, coeffs, geometry=geometry, raster=raster)
-
-  def _image(rendering):
-    return np.clip(rendering.image[0].numpy(), 0.0, 1.0).astype(np.float32)
-
-  return overlay.AlignedRenders(crop=crop, coarse=_image(coarse_render), fine=_image(fine_render),
-                        shape=_image(shaded), mask=raster.mask[0].numpy().astype(np.float32))
+  return overlay.AlignedRenders(crop=crop, coarse=_unit_images(coarse_render.image)[0],
+                                fine=_unit_images(fine_render.image)[0],
+                                shape=_unit_images(shaded.image)[0],
+                                mask=raster.mask[0].numpy().astype(np.float32))
 
 
 __all__ = ["aligned_renders", "face_results", "make_renders"]

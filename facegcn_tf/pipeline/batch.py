@@ -28,7 +28,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import tensorflow as tf
 
-from facegcn_tf.data.dataset import IMAGE_EXTENSIONS, list_images
+from facegcn_tf.data.dataset import IMAGE_EXTENSIONS
 from facegcn_tf.errors import FaceGCNError
 from facegcn_tf.export import writer
 from facegcn_tf.export.result import FaceResult
@@ -54,10 +54,8 @@ class InputScan:
 
 
 def _odd_reason(path: pathlib.Path) -> str:
-  """Why an entry named like an image is not a readable file ("" if it is one)."""
+  """Why an entry named like a photo is not a regular file."""
   try:
-    if path.is_file():
-      return ""
     path.stat()
   except OSError as err:
     if err.errno == errno.ELOOP:
@@ -73,25 +71,32 @@ def _odd_reason(path: pathlib.Path) -> str:
 def scan_inputs(spec: str) -> InputScan:
   """A file, a folder (searched recursively for images) or a glob -> its photos and odd entries.
 
+  A folder contributes its files with an image extension (hidden files and folders
+  ignored), sorted by relative path; a glob every file it matches. Entries named like
+  photos that are not regular files are the odd ones.
+
   Raises:
     ValueError: nothing matches (the message says what was looked for).
   """
   path = pathlib.Path(spec).expanduser()
   exts = {e.lower() for e in IMAGE_EXTENSIONS}
   if path.is_dir():
-    found = [path / rel for rel in list_images(str(path))]
-    candidates = [p for p in path.rglob("*") if p.suffix.lower() in exts
-                  and not any(part.startswith(".") for part in p.relative_to(path).parts)]
+    entries = sorted((p for p in path.rglob("*")
+                      if not any(part.startswith(".") for part in p.relative_to(path).parts)),
+                     key=lambda p: p.relative_to(path).as_posix())
+    files = [p for p in entries if p.suffix.lower() in exts and p.is_file()]
   elif path.is_file():
-    found, candidates = [path], []
+    entries, files = [path], [path]
   else:
-    candidates = [pathlib.Path(p) for p in glob.glob(os.path.expanduser(spec), recursive=True)]
-    found = sorted(p for p in candidates if p.is_file())
-  odd = sorted((str(p), reason) for p in candidates if (reason := _odd_reason(p)))
-  if not found and not odd:
+    entries = sorted(pathlib.Path(p) for p in glob.glob(os.path.expanduser(spec), recursive=True))
+    files = [p for p in entries if p.is_file()]
+  regular = set(files)
+  odd = sorted((str(p), _odd_reason(p)) for p in entries
+               if p.suffix.lower() in exts and p not in regular)
+  if not files and not odd:
     raise ValueError(f"no input images found at '{spec}' (a file, a folder with "
                      f"{'/'.join(e.lstrip('.') for e in IMAGE_EXTENSIONS)} files, or a glob)")
-  return InputScan(paths=found, odd=odd)
+  return InputScan(paths=files, odd=odd)
 
 
 def resolve_inputs(spec: str) -> List[pathlib.Path]:
@@ -142,7 +147,7 @@ class Interrupted(KeyboardInterrupt):
 
 
 @contextlib.contextmanager
-def interrupt_on_signals(signums=(signal.SIGTERM,)):
+def interrupt_on_signals(signums=(signal.SIGINT, signal.SIGTERM)):
   """Within the block, the given signals raise `Interrupted` like Ctrl-C raises
   KeyboardInterrupt, so `run` can stop cleanly. Main thread only (a front end's job)."""
   def handler(signum, frame):
@@ -174,7 +179,7 @@ class RunSummary:
     failed: (input or face, one-line reason).
     interrupted: faces in flight when the run was stopped (nothing of theirs is final).
     stopped: why the run stopped early ("" if it did not): a signal or an output error.
-    signum: the signal that stopped it, if one did.
+    signum: the signal that stopped it, if one did (else a stop is an output error).
   """
   done: List[Tuple[str, float]] = dataclasses.field(default_factory=list)
   skipped: List[Tuple[str, str]] = dataclasses.field(default_factory=list)
@@ -182,7 +187,6 @@ class RunSummary:
   interrupted: List[str] = dataclasses.field(default_factory=list)
   stopped: str = ""
   signum: Optional[int] = None
-  output_error: bool = False
 
   @property
   def all_failed(self) -> bool:
@@ -193,7 +197,7 @@ class RunSummary:
     input failed, else 0."""
     if self.signum is not None:
       return EXIT_INTERRUPTED.get(self.signum, 128 + int(self.signum))
-    if self.output_error:
+    if self.stopped:
       return EXIT_OUTPUT_ERROR
     return EXIT_ALL_FAILED if self.all_failed else EXIT_OK
 
@@ -219,6 +223,11 @@ def _one_line(err: Exception) -> str:
 
 # errno values that mean the output folder itself is unusable: stop the run.
 _OUTPUT_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.EACCES, errno.EPERM}
+_OUTPUTS_EXIST = "outputs exist (--overwrite to redo)"
+
+
+def _output_error(what: str, output_dir: pathlib.Path, err: OSError) -> OutputError:
+  return OutputError(f"cannot write {what} '{output_dir}': {err.strerror or err}")
 
 
 def check_output_dir(output_dir: pathlib.Path) -> None:
@@ -233,8 +242,7 @@ def check_output_dir(output_dir: pathlib.Path) -> None:
     os.close(fd)
     os.unlink(probe)
   except OSError as err:
-    raise OutputError(f"cannot write to the output folder '{output_dir}': "
-                      f"{err.strerror or err}") from None
+    raise _output_error("to the output folder", output_dir, err) from None
 
 
 @dataclasses.dataclass
@@ -269,37 +277,33 @@ class _Claims:
 
   def __init__(self, output_dir: pathlib.Path):
     self.output_dir = output_dir
-    self.held: Dict[str, Tuple[claims_lib.Claim, int]] = {}
+    self.held: Dict[str, claims_lib.Claim] = {}
+    self.left: Dict[str, int] = {}
 
   def take(self, name: str) -> str:
     """Claims a photo's name: "" on success, else why it is skipped."""
     claim, reason = claims_lib.try_claim(self.output_dir, name)
     if claim is not None:
-      self.held[name] = (claim, 0)
+      self.held[name] = claim
     return reason
 
   def expect(self, name: str, faces: int) -> None:
-    claim, _ = self.held[name]
-    self.held[name] = (claim, faces)
-    if faces == 0:
-      self.settle(name, 0)
+    """Photo `name` has `faces` faces to settle before its claim goes."""
+    self.left[name] = faces
 
-  def settle(self, name: str, faces: int = 1) -> None:
-    """`faces` more faces of photo `name` are written, failed or given up."""
-    if name not in self.held:
-      return
-    claim, left = self.held[name]
-    left -= faces
-    if left <= 0:
-      claim.release()
-      del self.held[name]
-    else:
-      self.held[name] = (claim, left)
+  def settle(self, name: str) -> None:
+    """One more face of photo `name` is written, failed or given up."""
+    self.left[name] -= 1
+    if self.left[name] <= 0:
+      self.release(name)
+
+  def release(self, name: str) -> None:
+    self.held.pop(name).release()
+    self.left.pop(name, None)
 
   def release_all(self) -> None:
-    for claim, _ in self.held.values():
-      claim.release()
-    self.held.clear()
+    for name in list(self.held):
+      self.release(name)
 
 
 def run(inputs: Sequence[pathlib.Path], output_dir: pathlib.Path, reconstructor: Reconstructor,
@@ -327,11 +331,6 @@ def run(inputs: Sequence[pathlib.Path], output_dir: pathlib.Path, reconstructor:
   settings = reconstructor.settings
   output_dir = pathlib.Path(output_dir)
   summary = RunSummary(skipped=list(odd_inputs))
-  try:
-    check_output_dir(output_dir)
-  except OutputError as err:
-    summary.stopped, summary.output_error = str(err), True
-    return summary
   names = output_names(inputs)
   pending: List[_Pending] = []
   in_flight: List[str] = []
@@ -350,6 +349,10 @@ def run(inputs: Sequence[pathlib.Path], output_dir: pathlib.Path, reconstructor:
     return all(writer.outputs_complete(output_dir, f"{name}_face{k}", settings.formats)
                for k in range(count))
 
+  def settle(item: _Pending):
+    in_flight.remove(item.name)
+    held.settle(item.photo_name)
+
   def flush():
     batch = list(pending)
     pending.clear()
@@ -357,8 +360,7 @@ def run(inputs: Sequence[pathlib.Path], output_dir: pathlib.Path, reconstructor:
     finished = {item.name for item, _ in results}
     for item in batch:  # the faces that failed as a whole
       if item.name not in finished:
-        in_flight.remove(item.name)
-        held.settle(item.photo_name)
+        settle(item)
     for item, result in results:
       result.extra["seconds"] = round(time.perf_counter() - item.start, 3)
       try:
@@ -366,32 +368,30 @@ def run(inputs: Sequence[pathlib.Path], output_dir: pathlib.Path, reconstructor:
         summary.done.append((item.name, time.perf_counter() - item.start))
       except OSError as err:
         if err.errno in _OUTPUT_ERRNOS:
-          raise OutputError(f"cannot write {item.name}'s files to '{output_dir}': "
-                            f"{err.strerror or err}") from None
+          raise _output_error(f"{item.name}'s files to", output_dir, err) from None
         summary.failed.append((item.name, _one_line(err)))
       except INPUT_ERRORS as err:
         summary.failed.append((item.name, _one_line(err)))
-      in_flight.remove(item.name)
-      held.settle(item.photo_name)
+      settle(item)
 
   bar = tqdm(inputs, desc="photos", unit="img", disable=not progress)
   try:
+    check_output_dir(output_dir)
     for path in bar:
       name = names[path]
       if done_already(name):
-        summary.skipped.append((name, "outputs exist (--overwrite to redo)"))
+        summary.skipped.append((name, _OUTPUTS_EXIST))
         continue
       try:
         reason = held.take(name)
       except OSError as err:
-        raise OutputError(f"cannot write to the output folder '{output_dir}': "
-                          f"{err.strerror or err}") from None
+        raise _output_error("to the output folder", output_dir, err) from None
       if reason:
         summary.skipped.append((name, reason))
         continue
       if done_already(name):  # finished by another run between the check and the claim
-        held.expect(name, 0)
-        summary.skipped.append((name, "outputs exist (--overwrite to redo)"))
+        held.release(name)
+        summary.skipped.append((name, _OUTPUTS_EXIST))
         continue
       start = time.perf_counter()
       in_flight.append(name)
@@ -400,7 +400,7 @@ def run(inputs: Sequence[pathlib.Path], output_dir: pathlib.Path, reconstructor:
       except INPUT_ERRORS as err:
         summary.failed.append((str(path), _one_line(err)))
         in_flight.remove(name)
-        held.expect(name, 0)
+        held.release(name)
         continue
       in_flight.remove(name)
       count = len(prepared.faces)
@@ -419,7 +419,7 @@ def run(inputs: Sequence[pathlib.Path], output_dir: pathlib.Path, reconstructor:
     summary.stopped = f"{signal.Signals(summary.signum).name} received"
     summary.interrupted = list(in_flight)
   except OutputError as err:
-    summary.stopped, summary.output_error = str(err), True
+    summary.stopped = str(err)
     summary.interrupted = list(in_flight)
   finally:
     bar.close()

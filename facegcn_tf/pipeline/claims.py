@@ -18,7 +18,7 @@ import os
 import pathlib
 import socket
 import time
-from typing import Optional
+from typing import Optional, Tuple
 
 STALE_SECONDS = 6 * 3600.0
 
@@ -75,7 +75,7 @@ def holder(path: pathlib.Path) -> Optional[str]:
   return None
 
 
-def try_claim(output_dir: pathlib.Path, name: str) -> "tuple[Optional[Claim], str]":
+def try_claim(output_dir: pathlib.Path, name: str) -> Tuple[Optional[Claim], str]:
   """Claims `name` in `output_dir`.
 
   Returns:

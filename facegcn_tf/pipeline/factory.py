@@ -3,7 +3,6 @@
 import dataclasses
 from typing import Callable, Optional
 
-import numpy as np
 import tensorflow as tf
 
 from facegcn_tf.assets import loaders
@@ -26,7 +25,6 @@ class Components:
     fit_renderer: renders the coarser mesh the coefficients are fitted on (ICT: the
       9,409-vertex face shares the subdivided model's coefficients exactly), or None to
       fit on `model` itself.
-    template5: [5, 3] the 5-point alignment template of `model`.
     preprocessor: detection, dense landmarks, alignment, masks.
     identity: the identity encoder (aligned crops -> features).
     refiner: per-image GCN refinement (None when the run does not refine).
@@ -36,7 +34,6 @@ class Components:
   model: MorphableModel
   renderer: FaceRenderer
   fit_renderer: Optional[FaceRenderer]
-  template5: np.ndarray
   preprocessor: FacePreprocessor
   identity: IdentityEncoder
   refiner: Optional[per_image.PerImageRefiner]
@@ -53,8 +50,7 @@ def build_components(settings: Settings) -> Components:
   model = load_model(settings.face_model, settings.model_path)
   renderer = FaceRenderer(model)
   coarse_model = load_fitting_model(settings.face_model, settings.model_path)
-  template5 = model.template5
-  identity = loaders.load_identity_encoder("dlib", template5=template5)
+  identity = loaders.load_identity_encoder("dlib", template5=model.template5)
   refiner = None
   if settings.refines:
     config = per_image.PerImageConfig(steps=settings.refine_steps)
@@ -64,8 +60,7 @@ def build_components(settings: Settings) -> Components:
   return Components(
       model=model, renderer=renderer,
       fit_renderer=FaceRenderer(coarse_model) if coarse_model is not None else None,
-      template5=template5,
-      preprocessor=FacePreprocessor(template5, min_confidence=settings.min_confidence),
+      preprocessor=FacePreprocessor(model.template5, min_confidence=settings.min_confidence),
       identity=identity, refiner=refiner, rnet=rnet)
 
 

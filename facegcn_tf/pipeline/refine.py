@@ -7,7 +7,7 @@ from facegcn_tf.pipeline.stages import CoarseFit, FaceBatch, Refinement
 
 
 def refine(components: Components, batch: FaceBatch, coarse: CoarseFit) -> Refinement:
-  """GCN refinement of B faces on the coarse stage's geometry and raster.
+  """GCN refinement of B faces on the coarse stage's geometry, raster and visibility.
 
   Without a refiner the coarse albedo is the fine one (and its render the coarse render).
 
@@ -23,7 +23,7 @@ def refine(components: Components, batch: FaceBatch, coarse: CoarseFit) -> Refin
                       figures={})
   result = components.refiner(batch.images, coarse.coeffs, batch.face_mask,
                               features=batch.features, geometry=rendering.geometry,
-                              raster=rendering.raster)
+                              raster=rendering.raster, visibility=coarse.visibility)
   count = result.fine_albedo.shape[0]
   figures = {f"refine_{k}": np.asarray(v) for k, v in result.figures.items()}
   figures["refine_seconds"] = np.full([count], result.seconds / max(count, 1))

@@ -100,7 +100,8 @@ def _check_values(images, coeffs, face_mask):
 
 
 def build_inputs(renderer, images, coeffs, face_mask, encoder=None, features=None,
-                 mask_visibility: bool = True, geometry=None, raster=None) -> RefinementInputs:
+                 mask_visibility: bool = True, geometry=None, raster=None,
+                 visibility=None) -> RefinementInputs:
   """Coarse geometry, T, T_p, lit coarse colours, masks and identity features of a batch.
 
   Args:
@@ -119,6 +120,8 @@ def build_inputs(renderer, images, coeffs, face_mask, encoder=None, features=Non
     geometry, raster: the posed coarse face (`FaceGeometry` of `coeffs`) and its
       `RasterOutput` at the renderer's size, when the coarse stage already made them;
       otherwise they are computed here.
+    visibility: [B, V] the vertices' visibility in that raster (`FaceRenderer.visibility`),
+      when already computed.
 
   Returns:
     `RefinementInputs` (no gradients flow back into `coeffs`).
@@ -141,7 +144,7 @@ def build_inputs(renderer, images, coeffs, face_mask, encoder=None, features=Non
   image = images / 127.5 - 1.0
   albedo = renderer.albedo(coeffs)                                   # [0, 1]
   lit = tf.clip_by_value(renderer.lit_colors(albedo, geometry, coeffs), 0.0, 1.0)
-  rgb, vis = renderer.sample_image(image, geometry, raster)
+  rgb, vis = renderer.sample_image(image, geometry, raster, visibility=visibility)
   if mask_visibility:
     inside = sampling.bilinear_sample(face_mask[..., tf.newaxis], geometry.pixels)[..., 0]
     vis = vis * tf.cast(inside > 0.5, tf.float32)

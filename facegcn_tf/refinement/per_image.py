@@ -286,7 +286,7 @@ class PerImageRefiner:
     return {k: np.array(v) for k, v in terms.items()}
 
   def __call__(self, images, coeffs, face_mask, features=None, geometry=None,
-               raster=None) -> RefinementResult:
+               raster=None, visibility=None) -> RefinementResult:
     """Refines B faces.
 
     Args:
@@ -296,6 +296,7 @@ class PerImageRefiner:
       features: optional [B, D] identity features of the photos.
       geometry, raster: optional posed coarse face and its raster at the renderer's size
         (the coarse stage's), reused instead of posing and rasterizing again.
+      visibility: optional [B, V] vertex visibility in that raster, reused likewise.
 
     Returns:
       A `RefinementResult`.
@@ -303,7 +304,7 @@ class PerImageRefiner:
     cfg = self.config
     inputs = ri.build_inputs(self.renderer, images, coeffs, face_mask, encoder=self.encoder,
                              features=features, mask_visibility=cfg.mask_visibility,
-                             geometry=geometry, raster=raster)
+                             geometry=geometry, raster=raster, visibility=visibility)
     batch = int(inputs.image.shape[0])
     groups = [slice(0, batch)] if cfg.joint else [slice(b, b + 1) for b in range(batch)]
     start = time.perf_counter()

@@ -145,16 +145,19 @@ class FaceRenderer:
                                       raster.mask, facing, tolerance)
 
   def sample_image(self, image: tf.Tensor, geometry: FaceGeometry, raster: RasterOutput,
-                   tolerance: float = 0.02):
+                   tolerance: float = 0.02, visibility: Optional[tf.Tensor] = None):
     """The photo's colours at the projected vertices (the paper's T_p).
 
     Args:
       image: [B, H, W, C] the aligned photo (any value range).
       geometry, raster: from `geometry` / `rasterize` of the same coefficients.
+      tolerance: see `visibility`.
+      visibility: [B, V] the vertices' visibility when already computed (`visibility`).
 
     Returns:
       (colors [B, V, C] bilinear samples times visibility, visibility [B, V] in {0, 1}).
     """
-    vis = self.visibility(geometry, raster, tolerance)
+    vis = (self.visibility(geometry, raster, tolerance) if visibility is None
+           else tf.cast(visibility, tf.float32))
     colors = sampling.bilinear_sample(tf.cast(image, tf.float32), geometry.pixels)
     return colors * vis[..., tf.newaxis], vis
