@@ -34,7 +34,8 @@ crop: [S, S, 3] uint8 the aligned photo.
 coarse: [S, S, 3] float render of the lit coarse (3DMM) albedo, on black.
 fine: [S, S, 3] float render of the lit fine (GCN) albedo, on black.
 shape: [S, S, 3] float gray shaded geometry, on black.
-mask: [S, S] float32 in {0, 1}, render coverage.
+mask: [S, S] float32 in {0, 1}, the pixels the reconstruction replaces: render coverage
+  minus the estimated occluders.
 """
 
 
@@ -78,8 +79,9 @@ def feather_alpha(mask: np.ndarray, radius: float = DEFAULT_FEATHER) -> np.ndarr
   inside = (mask.astype(np.float32) > 0.5).astype(np.uint8)
   if radius == 0:
     return inside.astype(np.float32)
-  # Replicate the border: the crop's edge itself is not an edge of the face.
-  padded = cv2.copyMakeBorder(inside, 1, 1, 1, 1, cv2.BORDER_REPLICATE)
+  # Outside the crop counts as outside: a render cut by the crop's edge fades out there
+  # instead of ending in a straight seam.
+  padded = cv2.copyMakeBorder(inside, 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0)
   distance = cv2.distanceTransform(padded, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)[1:-1, 1:-1]
   t = np.clip(distance / (radius + 1.0), 0.0, 1.0)
   return (t * t * (3.0 - 2.0 * t)).astype(np.float32)

@@ -33,6 +33,9 @@ def aligned_renders(components: Components, coarse: CoarseFit, refinement: Refin
     coarse: the batch's coarse stage (its raster is reused).
     refinement: the batch's refinement (its fine render is reused).
     crops: [B, S, S, 3] the aligned photos (uint8 or 0..255 floats).
+
+  Their `mask` is the pixels a reconstruction replaces: the rendered face minus what the
+  coarse stage found occluded (glasses, hair, hands stay in front in overlays).
   """
   rendering = coarse.rendering
   shaded = shape_shading.shape_render(components.renderer, coarse.coeffs,
@@ -40,6 +43,8 @@ def aligned_renders(components: Components, coarse: CoarseFit, refinement: Refin
   coarse_images = _unit_images(rendering.image)
   shape_images = _unit_images(shaded.image)
   coverage = rendering.mask.numpy().astype(np.float32)
+  if coarse.occlusion is not None:   # occluders stay in front of the face
+    coverage = coverage * (1.0 - coarse.occlusion)
   return [overlay.AlignedRenders(crop=np.clip(np.rint(crops[i]), 0, 255).astype(np.uint8),
                                  coarse=coarse_images[i], fine=refinement.render[i],
                                  shape=shape_images[i], mask=coverage[i])
@@ -89,7 +94,9 @@ def face_results(components: Components, faces: Sequence[PreparedFace], names: S
   shapes = coarse.rendering.geometry.shape.numpy()
   coeffs = coarse.coeffs.numpy()
   albedo = coarse.albedo.numpy()
-  visibility = coarse.visibility.numpy()
+  # What the photo decided (seen and unoccluded); the writer fills the rest the same way.
+  visibility = (coarse.visibility.numpy() if refinement.trusted is None
+                else (refinement.trusted > 0.5).astype(np.float32))
   results = []
   for i, face in enumerate(faces):
     figures = {k: float(v[i]) for k, v in per_batch.items()}

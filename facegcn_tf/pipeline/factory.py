@@ -7,6 +7,7 @@ import tensorflow as tf
 
 from facegcn_tf.assets import loaders
 from facegcn_tf.data.preprocess import FacePreprocessor
+from facegcn_tf.fitting.fitter import Fitter
 from facegcn_tf.morphable import load_fitting_model, load_model
 from facegcn_tf.morphable.model import MorphableModel
 from facegcn_tf.networks.identity import IdentityEncoder
@@ -30,6 +31,8 @@ class Components:
     refiner: per-image GCN refinement (None when the run does not refine).
     rnet: a feed-forward coarse regressor, crops [B, S, S, 3] 0..255 -> [B, N], or None
       to fit.
+    fitter: the coarse fitter, built once so its traced steps serve every batch (None
+      with an R-Net).
   """
   model: MorphableModel
   renderer: FaceRenderer
@@ -38,6 +41,7 @@ class Components:
   identity: IdentityEncoder
   refiner: Optional[per_image.PerImageRefiner]
   rnet: Optional[Callable[[tf.Tensor], tf.Tensor]]
+  fitter: Optional[Fitter] = None
 
 
 def build_components(settings: Settings) -> Components:
@@ -57,11 +61,13 @@ def build_components(settings: Settings) -> Components:
     refiner = per_image.PerImageRefiner(renderer, identity, config, settings.gcn_checkpoint)
   rnet = (loaders.load_rnet_predictor(settings.rnet_checkpoint, model.layout)
           if settings.rnet_checkpoint else None)
+  fit_renderer = FaceRenderer(coarse_model) if coarse_model is not None else None
+  fitter = (None if rnet is not None else
+            Fitter(renderer, identity, settings.fit_config, fit_renderer=fit_renderer))
   return Components(
-      model=model, renderer=renderer,
-      fit_renderer=FaceRenderer(coarse_model) if coarse_model is not None else None,
+      model=model, renderer=renderer, fit_renderer=fit_renderer,
       preprocessor=FacePreprocessor(model.template5, min_confidence=settings.min_confidence),
-      identity=identity, refiner=refiner, rnet=rnet)
+      identity=identity, refiner=refiner, rnet=rnet, fitter=fitter)
 
 
 __all__ = ["Components", "build_components"]
