@@ -34,11 +34,15 @@ _MIN_CONFIDENCE = flags.DEFINE_float("min_confidence", 0.9, "Face detector thres
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", 4, "Faces processed together.", lower_bound=1)
 _FORMATS = flags.DEFINE_list("formats", ["obj", "ply", "glb", "png", "json"], "Output formats.")
 _TEXTURE_SIZE = flags.DEFINE_integer("texture_size", 1024, "UV texture side.", lower_bound=64)
-_FIT_STEPS = flags.DEFINE_float("fit_steps", 1.0, "Scale of the coarse fitting schedule "
-                                "(1 = default iteration counts; smaller is faster, coarser).",
+_PRESET = flags.DEFINE_enum("preset", "default", ["fast", "default", "best"],
+                            "Speed/quality schedule (README: 'Presets'); --fit_steps and "
+                            "--refine_steps override its values.")
+_FIT_STEPS = flags.DEFINE_float("fit_steps", None, "Scale of the coarse fitting schedule "
+                                "(1 = the full iteration counts; default: the preset's).",
                                 lower_bound=0.01)
-_REFINE_STEPS = flags.DEFINE_integer("refine_steps", 150, "Per-image GCN refinement steps "
-                                     "(0 = export the coarse albedo).", lower_bound=0)
+_REFINE_STEPS = flags.DEFINE_integer("refine_steps", None, "Per-image GCN steps filling the "
+                                     "parts the photo does not show (0 = none; default: the "
+                                     "preset's).", lower_bound=0)
 _RNET_CHECKPOINT = flags.DEFINE_string(
     "rnet_checkpoint", None, "Trained R-Net (rnet.weights.h5 from train.py --stage=rnet) or "
     "Deep3DFace's FaceReconModel.pb (with --face_model=bfm): coarse coefficients feed-forward "
@@ -69,11 +73,16 @@ def main(argv):
     scan = pipeline.scan_inputs(_INPUT.value)
   except ValueError as err:
     raise app.UsageError(str(err)) from None
-  settings = pipeline.Settings(
+  overrides = {}
+  if _FIT_STEPS.value is not None:
+    overrides["fit_config"] = FitConfig().scaled(_FIT_STEPS.value)
+  if _REFINE_STEPS.value is not None:
+    overrides["refine_steps"] = _REFINE_STEPS.value
+  settings = pipeline.Settings.from_preset(
+      _PRESET.value, **overrides,
       face_model=_FACE_MODEL.value, model_path=_MODEL_PATH.value,
       min_confidence=_MIN_CONFIDENCE.value, all_faces=_ALL_FACES.value,
-      batch_size=_BATCH_SIZE.value, fit_config=FitConfig().scaled(_FIT_STEPS.value),
-      refine_steps=_REFINE_STEPS.value, formats=formats, texture_size=_TEXTURE_SIZE.value,
+      batch_size=_BATCH_SIZE.value, formats=formats, texture_size=_TEXTURE_SIZE.value,
       overwrite=_OVERWRITE.value, rnet_checkpoint=_RNET_CHECKPOINT.value,
       gcn_checkpoint=_GCN_CHECKPOINT.value)
   hints = {"rnet_checkpoint": "train them with scripts/train.py --stage=rnet, or pass "
@@ -88,8 +97,8 @@ def main(argv):
   except (ValueError, FileNotFoundError) as err:  # missing model / checkpoint files
     raise app.UsageError(str(err).splitlines()[0]) from None
   run_flags = {name: flags.FLAGS[name].value for name in (
-      "input", "output_dir", "face_model", "all_faces", "min_confidence", "batch_size",
-      "formats", "texture_size", "fit_steps", "refine_steps", "rnet_checkpoint",
+      "input", "output_dir", "preset", "face_model", "all_faces", "min_confidence",
+      "batch_size", "formats", "texture_size", "fit_steps", "refine_steps", "rnet_checkpoint",
       "gcn_checkpoint")}
   with pipeline.interrupt_on_signals():  # SIGINT/SIGTERM stop between steps, keep what's done
     summary = pipeline.run(scan.paths, pathlib.Path(_OUTPUT_DIR.value), reconstructor,

@@ -63,7 +63,8 @@ def build_components(settings: Settings) -> Components:
           if settings.rnet_checkpoint else None)
   fit_renderer = FaceRenderer(coarse_model) if coarse_model is not None else None
   fitter = (None if rnet is not None else
-            Fitter(renderer, identity, settings.fit_config, fit_renderer=fit_renderer))
+            Fitter(renderer, identity if settings.fit_identity else None, settings.fit_config,
+                   fit_renderer=fit_renderer))
   return Components(
       model=model, renderer=renderer, fit_renderer=fit_renderer,
       preprocessor=FacePreprocessor(model.template5, min_confidence=settings.min_confidence),

@@ -5,6 +5,7 @@ from typing import Optional, Tuple
 
 from facegcn_tf.export import writer
 from facegcn_tf.fitting.fitter import FitConfig
+from facegcn_tf.pipeline import presets
 
 
 @dataclasses.dataclass(frozen=True)
@@ -19,7 +20,9 @@ class Settings:
       the most confident one.
     batch_size: faces fitted / refined together.
     fit_config: the coarse fitting schedule.
-    refine_steps: per-image GCN refinement steps (0: export the coarse albedo as "fine").
+    fit_identity: the coarse fit uses the identity loss (an identity-network pass per step).
+    refine_steps: per-image GCN steps filling what the photo does not show (0: no GCN;
+      the fine albedo is the photo's, shading divided out, with the mirror / coarse fill).
     rnet_checkpoint: a trained R-Net (``rnet.weights.h5`` from ``train.py --stage=rnet``,
       with its ``rnet.json`` beside it) or Deep3DFace's ``FaceReconModel.pb`` (BFM): the
       coarse coefficients come from it, feed-forward, instead of fitting.
@@ -34,8 +37,9 @@ class Settings:
   min_confidence: float = 0.9
   all_faces: bool = False
   batch_size: int = 4
-  fit_config: FitConfig = FitConfig()
-  refine_steps: int = 150
+  fit_config: FitConfig = presets.PRESETS[presets.DEFAULT_PRESET].fit_config()
+  fit_identity: bool = presets.PRESETS[presets.DEFAULT_PRESET].fit_identity
+  refine_steps: int = presets.PRESETS[presets.DEFAULT_PRESET].refine_steps
   rnet_checkpoint: Optional[str] = None
   gcn_checkpoint: Optional[str] = None
   formats: Tuple[str, ...] = writer.DEFAULT_FORMATS
@@ -48,6 +52,15 @@ class Settings:
     if self.refine_steps < 0:
       raise ValueError(f"refine_steps must be >= 0, got {self.refine_steps}")
     object.__setattr__(self, "formats", writer.check_formats(self.formats))
+
+  @classmethod
+  def from_preset(cls, name: str = presets.DEFAULT_PRESET, **overrides) -> "Settings":
+    """Settings of the named preset (`pipeline.presets`), with `overrides` on top."""
+    preset = presets.get_preset(name)
+    values = dict(fit_config=preset.fit_config(), fit_identity=preset.fit_identity,
+                  refine_steps=preset.refine_steps)
+    values.update(overrides)
+    return cls(**values)
 
   @property
   def refines(self) -> bool:
