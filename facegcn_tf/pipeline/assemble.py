@@ -15,6 +15,7 @@ from facegcn_tf.export import overlay
 from facegcn_tf.export.result import FaceResult
 from facegcn_tf.pipeline.factory import Components
 from facegcn_tf.pipeline.stages import CoarseFit, FaceBatch, Refinement
+from facegcn_tf.render import lighting
 from facegcn_tf.render import shape_shading
 from facegcn_tf.render.renderer import FaceRenderer
 
@@ -91,7 +92,11 @@ def face_results(components: Components, faces: Sequence[PreparedFace], names: S
   per_batch = dict(coarse.figures)
   per_batch.update(refinement.figures)
   per_batch.update(_identity_figures(components, renders, batch.features))
-  shapes = coarse.rendering.geometry.shape.numpy()
+  geometry = coarse.rendering.geometry
+  shapes = geometry.shape.numpy()
+  pixels = geometry.pixels.numpy()
+  irradiance = lighting.irradiance(geometry.normals,
+                                   components.renderer.split(coarse.coeffs)["gamma"]).numpy()
   coeffs = coarse.coeffs.numpy()
   albedo = coarse.albedo.numpy()
   # What the photo decided (seen and unoccluded); the writer fills the rest the same way.
@@ -106,7 +111,8 @@ def face_results(components: Components, faces: Sequence[PreparedFace], names: S
         shape=shapes[i], coarse_albedo=albedo[i], fine_albedo=refinement.fine_albedo[i],
         lit_colors=refinement.lit_colors[i], visibility=visibility[i],
         landmarks=coarse.landmarks[i], renders=renders[i], figures=figures,
-        extra=dict(extras[i])))
+        extra=dict(extras[i]), pixels=pixels[i], irradiance=irradiance[i],
+        photo_trust=None if refinement.trusted is None else refinement.trusted[i]))
   return results
 
 
