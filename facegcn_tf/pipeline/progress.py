@@ -6,8 +6,9 @@ file, a pipe) it is one plain line on stderr per stage change:
 
     progress: 2/3 photos settled | c_astronaut: fit | 1 done, 1 failed | 0:21 elapsed, ETA 0:11
 
-The ETA is the mean wall time per settled photo so far times the photos left (unknown
-until a photo has settled).
+The ETA is the mean wall time per settled photo so far times the photos left, less the
+time already spent since the last photo settled (so it counts down between two photos;
+unknown until a photo has settled).
 """
 
 import sys
@@ -45,6 +46,7 @@ class Progress:
     self.done = 0
     self.failed = 0
     self.start = time.perf_counter()
+    self._last_settled = self.start
     self._bar = None
     if self.enabled and self.terminal:
       from tqdm import tqdm  # pylint: disable=import-outside-toplevel
@@ -54,8 +56,9 @@ class Progress:
     """Seconds left, from the mean time per settled photo (None before the first)."""
     if self.settled == 0:
       return None
-    elapsed = time.perf_counter() - self.start
-    return elapsed / self.settled * max(0, self.total - self.settled)
+    mean = (self._last_settled - self.start) / self.settled
+    since = time.perf_counter() - self._last_settled
+    return max(0.0, mean * max(0, self.total - self.settled) - since)
 
   def line(self, names: Sequence[str], stage: str) -> str:
     """The plain progress line for faces `names` entering `stage`."""
@@ -85,6 +88,7 @@ class Progress:
   def photo_settled(self) -> None:
     """One photo is settled: all its faces written or failed, or it was skipped or failed."""
     self.settled += 1
+    self._last_settled = time.perf_counter()
     if self._bar is not None:
       self._bar.set_postfix_str(f"{self.done} done, {self.failed} failed", refresh=False)
       self._bar.update(1)
