@@ -86,7 +86,7 @@ def _region(model) -> Optional[np.ndarray]:
   return None if region is None else np.asarray(region, bool)
 
 
-def _under(mask: np.ndarray, pixels: np.ndarray) -> np.ndarray:
+def under_mask(mask: np.ndarray, pixels: np.ndarray) -> np.ndarray:
   """[V] whether each projected vertex (x, y) lies on a True pixel of [S, S] `mask`."""
   size = mask.shape[0]
   xy = np.rint(pixels).astype(int)
@@ -150,7 +150,7 @@ def _occluder_rows(reconstructor, variants: int, kinds=occluders.KINDS):
     seen = fit["visibility"] & base["visibility"]
     if region is not None:
       seen &= region
-    under = seen & _under(known, fit["pixels"])
+    under = seen & under_mask(known, fit["pixels"])
     rest = seen & ~under
     for stage in ("coarse", "fine"):
       figures[kind][f"shift_{stage}"].append(_mean_abs(fit[stage], base[stage], under))
