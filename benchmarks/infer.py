@@ -1,7 +1,10 @@
-"""End-to-end reconstruction: per-stage seconds (prepare, coarse, refine, assemble, save)
-for one photo and for a batch of the three example photos, plus seconds per image of whole
-batch runs (`pipeline.run`)."""
+"""End-to-end reconstruction: per-stage seconds (prepare, coarse, refine, assemble, export
+by format) for one photo and for a batch of the three example photos, the coarse fit by
+stage (its schedule's stages, timed cumulatively: the fit with the first k stages' steps
+minus the fit with k - 1; "setup" is the fit with no steps: initial pose, appearance solve,
+final render), plus seconds per image of whole batch runs (`pipeline.run`)."""
 
+import dataclasses
 import pathlib
 import tempfile
 import time
@@ -43,10 +46,36 @@ def stage_seconds(reconstructor: pipeline.Reconstructor, photos, output_dir) -> 
                                   [p.photo for p in prepared], batch, coarse, refinement,
                                   [{} for _ in faces])
   seconds["assemble"] = time.perf_counter() - start
-  start = time.perf_counter()
-  for result in results:
-    result.save(output_dir, reconstructor.settings.formats, reconstructor.settings.texture_size)
-  seconds["save"] = time.perf_counter() - start
+  for fmt in reconstructor.settings.formats:  # JSON is written last by a full save, too
+    start = time.perf_counter()
+    for result in results:
+      result.save(output_dir, (fmt,), reconstructor.settings.texture_size)
+    seconds[f"export {fmt}"] = time.perf_counter() - start
+  return seconds
+
+
+def fit_stage_seconds(reconstructor: pipeline.Reconstructor, photos) -> dict:
+  """Wall seconds of each stage of the coarse fit (warm) for one batch of photos.
+
+  The stages are FitConfig's ``*_steps`` fields in their declared order; stage k's time is
+  the fit with stages 1..k minus the fit with stages 1..k-1 (the same traced steps run).
+  """
+  prepared = [reconstructor.prepare(p) for p in photos]
+  batch = FaceBatch.stack([p.faces[0] for p in prepared], [p.features[0] for p in prepared])
+  config = reconstructor.settings.fit_config
+  stages = [f.name for f in dataclasses.fields(config) if f.name.endswith("_steps")]
+  components = reconstructor.components
+  coarse_fit(components, batch, config)  # traces every step function
+  seconds, previous = {}, 0.0
+  for k in range(len(stages) + 1):
+    partial = config.replace(**{name: 0 for name in stages[k:]})
+    start = time.perf_counter()
+    coarse_fit(components, batch, partial)
+    total = time.perf_counter() - start
+    label = "setup and final render" if k == 0 else (
+        f"{stages[k - 1][:-len('_steps')]} stage ({getattr(config, stages[k - 1])} steps)")
+    seconds[label] = total - previous
+    previous = total
   return seconds
 
 
@@ -79,6 +108,9 @@ def run(quick: bool):
                          ("batch of 3 photos", photos)):
       for stage, value in stage_seconds(reconstructor, batch, tmp / "out").items():
         rows.append((f"{label}: {stage} ({refine_steps} refinement steps)", value, "s"))
+    for label, batch in (("1 photo", photos[:1]), ("batch of 3 photos", photos)):
+      for stage, value in fit_stage_seconds(reconstructor, batch).items():
+        rows.append((f"{label}: coarse fit, {stage}", value, "s"))
   for size in (1, 3):
     run_settings = pipeline.Settings(batch_size=size, fit_config=fit_config,
                                      refine_steps=refine_steps)

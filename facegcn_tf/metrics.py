@@ -1,4 +1,5 @@
-"""The quality figures, one home each: masked PSNR, masked SSIM, landmark NME, identity distance.
+"""The quality figures, one home each: masked PSNR, masked SSIM, landmark NME, identity distance,
+the face region and an overlay's spill.
 
 Used by the pipeline (each face's JSON), the trainers (TensorBoard), the evaluation
 scripts and the benchmarks, so a figure means the same thing everywhere.
@@ -9,9 +10,15 @@ scripts and the benchmarks, so a figure means the same thing everywhere.
 * :func:`landmark_nme` is numpy, normalised by the target's outer-eye-corner distance.
 * :func:`identity_distance` is dlib's L2 convention on identity features (< 0.6: the same
   person), differentiable.
+* :func:`face_region_mask` is the face region the overlay figures are judged in (the
+  68-landmark hull raised over the forehead, slightly dilated); :func:`changed_pixels`,
+  :func:`spill` and :func:`region_figures` judge an overlay against its photo (numpy).
+* :func:`masked_mean` averages a map (e.g. an occlusion estimate) over a mask.
 """
 
-from typing import Optional, Tuple
+from typing import Dict, Optional, Tuple
+
+import cv2
 
 import numpy as np
 import tensorflow as tf
@@ -90,5 +97,150 @@ def identity_distance(a, b) -> tf.Tensor:
   return tf.sqrt(tf.reduce_sum(tf.square(a - b), axis=-1) + 1e-12)
 
 
-__all__ = ["OUTER_EYE_CORNERS", "identity_distance", "landmark_nme", "masked_psnr",
-           "masked_ssim"]
+# iBUG-68 groups used by the face region.
+_BROWS = tuple(range(17, 27))
+_CHIN = 8
+# Face region: the brows are lifted by this share of the brow-to-chin distance (about the
+# forehead's height, brow to hairline), then the hull is dilated by DILATION of it.
+FOREHEAD_LIFT = 0.35
+REGION_DILATION = 0.04
+# An overlay pixel counts as changed when a channel moves by more than this (0..255 levels):
+# one level of rounding in the warp is not a change.
+CHANGE_TOLERANCE = 2
+
+
+def face_region_polygon(landmarks68: np.ndarray) -> np.ndarray:
+  """[68, 2] iBUG landmarks (x, y) -> [P, 2] convex hull of the raised face, float64.
+
+  The hull of the 68 points plus copies of the 10 brow points moved "up" (from the chin,
+  point 8, towards the brows' mean) by ``FOREHEAD_LIFT`` x the brow-to-chin distance.
+  """
+  points = np.asarray(landmarks68, dtype=np.float64)
+  if points.shape != (68, 2) or not np.all(np.isfinite(points)):
+    raise ValueError(f"landmarks68 must be finite [68, 2], got shape {points.shape}")
+  brows = points[list(_BROWS)]
+  up = brows.mean(axis=0) - points[_CHIN]
+  height = float(np.linalg.norm(up))
+  if height <= 0:
+    raise ValueError("degenerate landmarks: the brows sit on the chin")
+  raised = brows + FOREHEAD_LIFT * up
+  hull = cv2.convexHull(np.concatenate([points, raised]).astype(np.float32))
+  return hull.reshape(-1, 2).astype(np.float64)
+
+
+def face_region_mask(landmarks68: np.ndarray, shape: Tuple[int, int]) -> np.ndarray:
+  """The face region of a photo: where an overlay may change pixels.
+
+  The convex hull of the 68 landmarks and the brows raised over the forehead
+  (:func:`face_region_polygon`), filled, then dilated by a disc of radius
+  ``REGION_DILATION`` x the brow-to-chin distance (at least 1 px).
+
+  Args:
+    landmarks68: [68, 2] iBUG points (x, y) in the pixels of the grid `shape` describes.
+    shape: (H, W) of the grid (the photo, or the aligned crop).
+
+  Returns:
+    [H, W] bool.
+  """
+  height, width = int(shape[0]), int(shape[1])
+  polygon = face_region_polygon(landmarks68)
+  points = np.asarray(landmarks68, dtype=np.float64)
+  scale = float(np.linalg.norm(points[list(_BROWS)].mean(axis=0) - points[_CHIN]))
+  radius = max(1, int(round(REGION_DILATION * scale)))
+  # Fill in a padded frame so dilation works for hulls that leave the grid.
+  pad = radius + 1
+  mask = np.zeros((height + 2 * pad, width + 2 * pad), np.uint8)
+  bits = 4
+  cv2.fillPoly(mask, [np.rint((polygon + pad) * (1 << bits)).astype(np.int32)], 1,
+               lineType=cv2.LINE_8, shift=bits)
+  disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+  mask = cv2.dilate(mask, disc)
+  return mask[pad:pad + height, pad:pad + width].astype(bool)
+
+
+def changed_pixels(photo: np.ndarray, overlay: np.ndarray,
+                   tolerance: float = CHANGE_TOLERANCE) -> np.ndarray:
+  """[H, W, 3] x [H, W, 3] (0..255) -> [H, W] bool: some channel moved by > `tolerance`."""
+  photo = np.asarray(photo, np.float32)
+  overlay = np.asarray(overlay, np.float32)
+  if photo.shape != overlay.shape or photo.ndim != 3:
+    raise ValueError(f"photo {photo.shape} and overlay {overlay.shape} must be equal [H, W, C]")
+  return np.abs(overlay - photo).max(axis=-1) > tolerance
+
+
+def spill(photo: np.ndarray, overlay: np.ndarray, region: np.ndarray,
+          tolerance: float = CHANGE_TOLERANCE) -> float:
+  """Share of the pixels an overlay changes that lie outside the face region.
+
+  Args:
+    photo: [H, W, 3] the photo (0..255).
+    overlay: [H, W, 3] the overlay of the same photo (0..255).
+    region: [H, W] bool, the face region (:func:`face_region_mask`).
+    tolerance: see :func:`changed_pixels`.
+
+  Returns:
+    In [0, 1]: 0 when every change is inside the region; NaN when nothing changed.
+  """
+  changed = changed_pixels(photo, overlay, tolerance)
+  region = np.asarray(region, bool)
+  if region.shape != changed.shape:
+    raise ValueError(f"region {region.shape} must match the photo {changed.shape}")
+  count = int(changed.sum())
+  if count == 0:
+    return float("nan")
+  return float((changed & ~region).sum()) / count
+
+
+def _bounding_crop(mask: np.ndarray, margin: int) -> Tuple[slice, slice]:
+  rows = np.flatnonzero(mask.any(axis=1))
+  cols = np.flatnonzero(mask.any(axis=0))
+  return (slice(max(0, rows[0] - margin), rows[-1] + margin + 1),
+          slice(max(0, cols[0] - margin), cols[-1] + margin + 1))
+
+
+def region_figures(photo: np.ndarray, overlay: np.ndarray, region: np.ndarray,
+                   tolerance: float = CHANGE_TOLERANCE) -> Dict[str, float]:
+  """An overlay judged against its photo: spill, and PSNR / SSIM inside the face region.
+
+  SSIM is computed on the region's bounding box plus a margin wider than its Gaussian
+  window, which gives the same values inside the region as on the whole image.
+
+  Args:
+    photo: [H, W, 3] uint8 (or 0..255) the photo.
+    overlay: [H, W, 3] the overlay of the same size.
+    region: [H, W] bool the face region.
+    tolerance: see :func:`changed_pixels`.
+
+  Returns:
+    ``spill`` (see :func:`spill`), ``psnr_db`` and ``ssim`` inside the region (NaN for an
+    empty region), ``region_changed``: the share of the region's pixels the overlay changes.
+  """
+  region = np.asarray(region, bool)
+  out = {"spill": spill(photo, overlay, region, tolerance), "psnr_db": float("nan"),
+         "ssim": float("nan"), "region_changed": float("nan")}
+  if not region.any():
+    return out
+  rows, cols = _bounding_crop(region, margin=8)
+  photo_unit = np.asarray(photo, np.float32)[rows, cols] / 255.0
+  overlay_unit = np.asarray(overlay, np.float32)[rows, cols] / 255.0
+  inside = region[rows, cols]
+  out["psnr_db"] = float(masked_psnr(photo_unit, overlay_unit, inside.astype(np.float32),
+                                     peak=1.0))
+  out["ssim"] = masked_ssim(photo_unit, overlay_unit, inside)
+  changed = changed_pixels(photo, overlay, tolerance)
+  out["region_changed"] = float(changed[region].mean())
+  return out
+
+
+def masked_mean(values: np.ndarray, mask: np.ndarray) -> float:
+  """Mean of [..., H, W] `values` weighted by [..., H, W] `mask`; NaN for an empty mask."""
+  values = np.asarray(values, np.float64)
+  mask = np.asarray(mask, np.float64)
+  total = float(mask.sum())
+  return float((values * mask).sum() / total) if total > 0 else float("nan")
+
+
+__all__ = ["CHANGE_TOLERANCE", "FOREHEAD_LIFT", "OUTER_EYE_CORNERS", "REGION_DILATION",
+           "changed_pixels", "face_region_mask", "face_region_polygon", "identity_distance",
+           "landmark_nme", "masked_mean", "masked_psnr", "masked_ssim", "region_figures",
+           "spill"]

@@ -51,7 +51,9 @@ _GCN_CHECKPOINT = flags.DEFINE_string(
     "gcn_checkpoint", None, "Trained GCN generator (train.py --stage=gcn) to start the "
     "refinement from; with --refine_steps=0 it is used feed-forward.")
 _OVERWRITE = flags.DEFINE_bool("overwrite", False, "Redo faces whose outputs exist.")
-_PROGRESS = flags.DEFINE_bool("progress", True, "Show a progress bar.")
+_PROGRESS = flags.DEFINE_bool(
+    "progress", True, "Report progress on stderr: a bar on a terminal, else one line per face "
+    "and stage (prepare, fit, refine, assemble, export) with an ETA.")
 
 
 def _exit_now(signum, frame):

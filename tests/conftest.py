@@ -44,3 +44,24 @@ def ict_template5():
   data = np.load(assets.find_asset("ict_face_light/ict_face_area.npz"))
   neutral = data["neutral"].astype(np.float64)
   return alignment.five_point_template((neutral[data["landmarks68"]] - neutral.mean(axis=0)) * 0.1)
+
+
+@pytest.fixture(scope="session")
+def face_preprocessor(ict_template5):
+  """A `FacePreprocessor` (MTCNN + MediaPipe landmarks) aligning to ICT's template."""
+  from facegcn_tf.data.preprocess import FacePreprocessor
+  return FacePreprocessor(ict_template5)
+
+
+@pytest.fixture(scope="session")
+def masked_grace_hopper(face_preprocessor, grace_hopper):
+  """`occluders.Occluded`: a synthetic surgical mask on grace_hopper that MTCNN no longer
+  finds at its threshold (the first of a few seeded masks; fails if none hides the face)."""
+  from facegcn_tf.data import occluders
+  clean = face_preprocessor.prepare_image(grace_hopper, "grace_hopper")
+  landmarks = clean.aligned.transform.to_original(clean.landmarks68)
+  for seed in range(8):
+    drawn = occluders.draw_occluder(grace_hopper, landmarks, "surgical_mask", seed)
+    if not face_preprocessor.detector.detect(drawn.image):
+      return drawn
+  pytest.fail("no synthetic surgical mask lowered MTCNN's confidence below its threshold")

@@ -15,6 +15,8 @@ from facegcn_tf.errors import NoFaceError
 # The 5 points, in the order used everywhere in this package. "left"/"right"
 # are as seen in the image (the image-left eye is the subject's right eye).
 POINT_NAMES = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
+# MTCNN's refinement-stage threshold while searching for weak candidates (see `detect`).
+_CANDIDATE_RNET_THRESHOLD = 0.05
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,30 +71,37 @@ class FaceDetector:
     self.min_face_size = int(min_face_size)
     self.max_detect_side = int(max_detect_side)
 
-  def detect(self, image: np.ndarray) -> List[Detection]:
+  def detect(self, image: np.ndarray, min_confidence: Optional[float] = None) -> List[Detection]:
     """Detects faces.
 
     Args:
       image: [H, W, 3] uint8 RGB.
+      min_confidence: keep detections scoring at least this (default: the detector's
+        ``min_confidence``; lower it to list weak candidates, e.g. masked faces).
 
     Returns:
       Detections with confidence >= ``min_confidence``, most confident first,
       in full-resolution coordinates of ``image``.
     """
+    floor = self.min_confidence if min_confidence is None else float(min_confidence)
     image = image_io.ensure_rgb_uint8(image)
     small, scale = image_io.downscale_for_detection(image, self.max_detect_side)
-    # MTCNN's output stage has its own threshold (0.8 by default); lower it
-    # when the caller asks for less so that our filter is the one that counts.
+    # MTCNN's refinement and output stages have their own thresholds (0.7, 0.8 by
+    # default); lower them when the caller asks for less so that our filter is the one
+    # that counts. A search below the detector's own threshold (weak candidates, e.g.
+    # masked faces) also opens the refinement stage: it scores a masked face low, while
+    # the output stage may still score it high (0.99 on a masked example).
+    rnet = _CANDIDATE_RNET_THRESHOLD if floor < self.min_confidence else min(0.7, floor)
     rows = self._mtcnn.detect_faces(
         small, output_type="numpy", box_format="xyxy",
         min_face_size=self.min_face_size,
-        threshold_onet=min(0.8, self.min_confidence))
+        threshold_rnet=rnet, threshold_onet=min(0.8, floor))
     rows = np.asarray(rows, dtype=np.float64)
     if rows.ndim != 2 or rows.shape[0] == 0 or rows.shape[1] < 16:
       return []  # No face (mtcnn returns a [0, 6] or [0, 16] array then).
     detections = []
     for row in rows:
-      if row[5] < self.min_confidence:
+      if row[5] < floor:
         continue
       # Layout of mtcnn's numpy output: [id, x0, y0, x1, y1, conf, 5 x's, 5 y's].
       box = row[1:5].reshape(2, 2)

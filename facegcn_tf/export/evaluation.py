@@ -5,8 +5,17 @@
 aligned photo (over the projected mesh ∩ face mask), the dlib identity distance between the
 photo and each render composited on it (same person below 0.6), and the 68-landmark error
 of the fitted geometry normalised by the outer-eye-corner distance (the same for both
-stages: refinement changes the albedo only). This module gathers those figures for a folder
-of photos into rows, a CSV and a markdown table.
+stages: refinement changes the albedo only).
+
+The overlay figures (`overlay_figures`, issue #11) judge the fine overlay the writer makes
+against its photo, inside the face region (`metrics.face_region_mask`: the 68-landmark hull
+raised over the forehead, slightly dilated): its spill (the share of changed pixels outside
+the region), and PSNR / SSIM inside the region, on the aligned 224 crop and on the
+full-resolution photo; plus the occluded fraction (the mean of the coarse stage's occlusion
+estimate over the rendered face, when the fitter makes one).
+
+This module also gathers those figures for a folder of photos into rows, a CSV and a
+markdown table.
 """
 
 import csv
@@ -14,14 +23,60 @@ import io
 import json
 import math
 import pathlib
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+
+from facegcn_tf import metrics
+from facegcn_tf.data.alignment import AlignTransform
+from facegcn_tf.export import overlay
 
 COLUMNS = (
     ("psnr_coarse_db", "PSNR coarse (dB)"), ("psnr_fine_db", "PSNR fine (dB)"),
     ("ssim_coarse", "SSIM coarse"), ("ssim_fine", "SSIM fine"),
     ("identity_distance_coarse", "id dist coarse"), ("identity_distance_fine", "id dist fine"),
     ("landmark_nme", "landmark NME"),
+    ("spill", "spill"), ("psnr_overlay_224_db", "region PSNR 224 (dB)"),
+    ("ssim_overlay_224", "region SSIM 224"), ("psnr_overlay_full_db", "region PSNR full (dB)"),
+    ("ssim_overlay_full", "region SSIM full"), ("occluded_fraction", "occluded"),
 )
+
+
+def overlay_figures(photo: np.ndarray, renders: overlay.AlignedRenders,
+                    transform: AlignTransform, landmarks68: np.ndarray,
+                    occlusion: Optional[np.ndarray] = None,
+                    feather: float = overlay.DEFAULT_FEATHER) -> Dict[str, float]:
+  """The #11 figures of one face's fine overlay.
+
+  Args:
+    photo: [H, W, 3] uint8 the full-resolution photo.
+    renders: the aligned panels (crop, fine render, coverage mask).
+    transform: the face's alignment (aligned <-> photo pixels).
+    landmarks68: [68, 2] the detected landmarks in aligned pixels.
+    occlusion: [S, S] the coarse stage's occlusion estimate in [0, 1], or None.
+    feather: the overlay's edge feather (aligned pixels), as the writer uses it.
+
+  Returns:
+    ``spill`` (full resolution), ``psnr_overlay_224_db`` / ``ssim_overlay_224`` (the
+    aligned composite vs the crop), ``psnr_overlay_full_db`` / ``ssim_overlay_full`` (the
+    pasted-back overlay vs the photo), ``overlay_region_changed`` (share of the region the
+    overlay changes, full resolution) and ``occluded_fraction`` (NaN without `occlusion`).
+  """
+  size = renders.crop.shape[0]
+  alpha = overlay.feather_alpha(renders.mask, feather)
+  aligned = overlay.composite(renders.fine, alpha, renders.crop)
+  at_224 = metrics.region_figures(renders.crop, aligned,
+                                  metrics.face_region_mask(landmarks68, (size, size)))
+  pasted = overlay.paste_back(photo, renders.fine, renders.mask, transform, feather=feather)
+  region = metrics.face_region_mask(transform.to_original(landmarks68), photo.shape[:2])
+  full = metrics.region_figures(photo, pasted, region)
+  # renders.mask is the rendered face minus the occluders: the face is their union.
+  occluded = (float("nan") if occlusion is None else metrics.masked_mean(
+      np.asarray(occlusion, np.float32), np.maximum(renders.mask, occlusion)))
+  return {"spill": full["spill"], "psnr_overlay_224_db": at_224["psnr_db"],
+          "ssim_overlay_224": at_224["ssim"], "psnr_overlay_full_db": full["psnr_db"],
+          "ssim_overlay_full": full["ssim"], "overlay_region_changed": full["region_changed"],
+          "occluded_fraction": occluded}
 
 
 def collect(output_dir: pathlib.Path, names: Sequence[str]) -> List[Dict[str, object]]:
@@ -32,7 +87,8 @@ def collect(output_dir: pathlib.Path, names: Sequence[str]) -> List[Dict[str, ob
     row: Dict[str, object] = {"name": name}
     try:
       losses = json.loads(path.read_text())["losses"]
-      row.update({key: float(losses[key]) for key, _ in COLUMNS if key in losses})
+      row.update({key: float(losses[key]) for key, _ in COLUMNS
+                  if losses.get(key) is not None})
       row["status"] = "ok"
     except FileNotFoundError:
       row["status"] = "no output"
@@ -64,6 +120,7 @@ def to_markdown(rows: List[Dict[str, object]]) -> str:
   header = "| photo | " + " | ".join(label for _, label in COLUMNS) + " | status |"
   lines = [header, "|" + " --- |" * (len(COLUMNS) + 2)]
   for row in rows:
-    cells = [f"{row[key]:.3f}" if key in row else "–" for key, _ in COLUMNS]
+    cells = [f"{row[key]:.3f}" if key in row and math.isfinite(float(row[key])) else "–"
+             for key, _ in COLUMNS]
     lines.append(f"| {row['name']} | " + " | ".join(cells) + f" | {row.get('status', '')} |")
   return "\n".join(lines) + "\n"

@@ -72,7 +72,9 @@ class FaceResult:
         losses=self.figures, flags=flags,
         source={"path": face.source_path, "size_hw": list(face.source_size),
                 "detection_confidence": face.detection.confidence,
-                "detection_box_xyxy": face.detection.box},
+                "detection_box_xyxy": face.detection.box,
+                "landmark_confidence": face.landmark_presence,
+                "detected_by": face.detected_by},
         extra=self.extra)
 
   def save(self, output_dir, formats: Sequence[str] = writer.DEFAULT_FORMATS,

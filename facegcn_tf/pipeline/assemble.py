@@ -11,7 +11,7 @@ import tensorflow as tf
 
 from facegcn_tf import metrics
 from facegcn_tf.data.preprocess import PreparedFace
-from facegcn_tf.export import overlay
+from facegcn_tf.export import evaluation, overlay
 from facegcn_tf.export.result import FaceResult
 from facegcn_tf.pipeline.factory import Components
 from facegcn_tf.pipeline.stages import CoarseFit, FaceBatch, Refinement
@@ -102,10 +102,14 @@ def face_results(components: Components, faces: Sequence[PreparedFace], names: S
   # What the photo decided (seen and unoccluded); the writer fills the rest the same way.
   visibility = (coarse.visibility.numpy() if refinement.trusted is None
                 else (refinement.trusted > 0.5).astype(np.float32))
+  occlusion = coarse.occlusion  # [B, S, S] when the fitter estimates it
   results = []
   for i, face in enumerate(faces):
     figures = {k: float(v[i]) for k, v in per_batch.items()}
     figures.update(_image_figures(renders[i], batch.face_mask[i]))
+    figures.update(evaluation.overlay_figures(
+        photos[i], renders[i], face.aligned.transform, face.landmarks68,
+        None if occlusion is None else np.asarray(occlusion[i])))
     results.append(FaceResult(
         name=names[i], model=components.model, face=face, photo=photos[i], coeffs=coeffs[i],
         shape=shapes[i], coarse_albedo=albedo[i], fine_albedo=refinement.fine_albedo[i],

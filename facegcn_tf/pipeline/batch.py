@@ -33,6 +33,7 @@ from facegcn_tf.errors import FaceGCNError
 from facegcn_tf.export import writer
 from facegcn_tf.export.result import FaceResult
 from facegcn_tf.pipeline import claims as claims_lib
+from facegcn_tf.pipeline.progress import Progress
 from facegcn_tf.pipeline.reconstructor import Reconstructor
 from facegcn_tf.pipeline.stages import PreparedPhoto
 
@@ -255,12 +256,16 @@ class _Pending:
 
 
 def _reconstruct_isolating_failures(reconstructor: Reconstructor, batch: List[_Pending],
-                                    summary: RunSummary) -> List[Tuple[_Pending, FaceResult]]:
+                                    summary: RunSummary,
+                                    progress: Optional[Progress] = None
+                                    ) -> List[Tuple[_Pending, FaceResult]]:
   """Reconstructs a batch; if it fails as a whole, retries face by face."""
+  names = [p.name for p in batch]
+  on_stage = None if progress is None else (lambda stage: progress.stage(names, stage))
   try:
     results = reconstructor.reconstruct_faces(
-        [p.photo for p in batch], [p.index for p in batch], [p.name for p in batch],
-        [{"faces_in_photo": len(p.photo.faces)} for p in batch])
+        [p.photo for p in batch], [p.index for p in batch], names,
+        [{"faces_in_photo": len(p.photo.faces)} for p in batch], on_stage=on_stage)
     return list(zip(batch, results))
   except INPUT_ERRORS as err:
     if len(batch) == 1:
@@ -268,7 +273,7 @@ def _reconstruct_isolating_failures(reconstructor: Reconstructor, batch: List[_P
       return []
   out = []
   for item in batch:
-    out.extend(_reconstruct_isolating_failures(reconstructor, [item], summary))
+    out.extend(_reconstruct_isolating_failures(reconstructor, [item], summary, progress))
   return out
 
 
@@ -311,7 +316,8 @@ def run(inputs: Sequence[pathlib.Path], output_dir: pathlib.Path, reconstructor:
         odd_inputs: Sequence[Tuple[str, str]] = ()) -> RunSummary:
   """Reconstructs every input; never raises for a bad input (see `RunSummary`).
 
-  Each face's files are written as soon as its batch is done. A photo is claimed in the
+  Each face's files are written as soon as its batch is done (with ``batch_size`` 1: as
+  soon as the face is done). A photo is claimed in the
   output folder before it is prepared (`claims`), so a second run on the same folder skips
   it while this run lives. Ctrl-C (or `Interrupted`, see `interrupt_on_signals`) stops the
   run between two steps: finished faces stay, the faces in flight are reported as
@@ -323,11 +329,10 @@ def run(inputs: Sequence[pathlib.Path], output_dir: pathlib.Path, reconstructor:
     output_dir: where the files go.
     reconstructor: the run's `Reconstructor`.
     flags: the run's flags, recorded in each report.
-    progress: show a progress bar.
+    progress: report progress on stderr (`progress.Progress`: a bar on a terminal, else
+      one line per face and stage, with an ETA).
     odd_inputs: (entry, reason) to report as skipped (`scan_inputs(...).odd`).
   """
-  from tqdm import tqdm  # pylint: disable=import-outside-toplevel
-
   settings = reconstructor.settings
   output_dir = pathlib.Path(output_dir)
   summary = RunSummary(skipped=list(odd_inputs))
@@ -335,6 +340,8 @@ def run(inputs: Sequence[pathlib.Path], output_dir: pathlib.Path, reconstructor:
   pending: List[_Pending] = []
   in_flight: List[str] = []
   held = _Claims(output_dir)
+  bar = Progress(len(inputs), enabled=progress)
+  faces_left: Dict[str, int] = {}
 
   def done_already(name: str) -> bool:
     if settings.overwrite:
@@ -349,69 +356,83 @@ def run(inputs: Sequence[pathlib.Path], output_dir: pathlib.Path, reconstructor:
     return all(writer.outputs_complete(output_dir, f"{name}_face{k}", settings.formats)
                for k in range(count))
 
-  def settle(item: _Pending):
+  def settle(item: _Pending, ok: bool):
     in_flight.remove(item.name)
     held.settle(item.photo_name)
+    bar.face(ok)
+    faces_left[item.photo_name] -= 1
+    if faces_left[item.photo_name] == 0:
+      bar.photo_settled()
 
   def flush():
     batch = list(pending)
     pending.clear()
-    results = _reconstruct_isolating_failures(reconstructor, batch, summary)
+    results = _reconstruct_isolating_failures(reconstructor, batch, summary, bar)
     finished = {item.name for item, _ in results}
     for item in batch:  # the faces that failed as a whole
       if item.name not in finished:
-        settle(item)
+        settle(item, ok=False)
     for item, result in results:
+      bar.stage([item.name], "export")
       result.extra["seconds"] = round(time.perf_counter() - item.start, 3)
       try:
         result.save(output_dir, settings.formats, settings.texture_size, flags=flags)
         summary.done.append((item.name, time.perf_counter() - item.start))
+        ok = True
       except OSError as err:
         if err.errno in _OUTPUT_ERRNOS:
           raise _output_error(f"{item.name}'s files to", output_dir, err) from None
         summary.failed.append((item.name, _one_line(err)))
+        ok = False
       except INPUT_ERRORS as err:
         summary.failed.append((item.name, _one_line(err)))
-      settle(item)
+        ok = False
+      settle(item, ok)
 
-  bar = tqdm(inputs, desc="photos", unit="img", disable=not progress)
+  def skip(name: str, reason: str):
+    summary.skipped.append((name, reason))
+    bar.photo_settled()
+
   try:
     check_output_dir(output_dir)
-    for path in bar:
+    for path in inputs:
       name = names[path]
       if done_already(name):
-        summary.skipped.append((name, _OUTPUTS_EXIST))
+        skip(name, _OUTPUTS_EXIST)
         continue
       try:
         reason = held.take(name)
       except OSError as err:
         raise _output_error("to the output folder", output_dir, err) from None
       if reason:
-        summary.skipped.append((name, reason))
+        skip(name, reason)
         continue
       if done_already(name):  # finished by another run between the check and the claim
         held.release(name)
-        summary.skipped.append((name, _OUTPUTS_EXIST))
+        skip(name, _OUTPUTS_EXIST)
         continue
       start = time.perf_counter()
       in_flight.append(name)
+      bar.stage([name], "prepare")
       try:
         prepared = reconstructor.prepare(path)
       except INPUT_ERRORS as err:
         summary.failed.append((str(path), _one_line(err)))
         in_flight.remove(name)
         held.release(name)
+        bar.face(ok=False)
+        bar.photo_settled()
         continue
       in_flight.remove(name)
       count = len(prepared.faces)
       face_names = [f"{name}_face{k}" for k in range(count)] if settings.all_faces else [name]
       held.expect(name, len(face_names))
+      faces_left[name] = len(face_names)
       for k, face_name in enumerate(face_names):
         pending.append(_Pending(prepared, k, face_name, name, start))
         in_flight.append(face_name)
         if len(pending) >= settings.batch_size:
           flush()
-      bar.set_postfix(done=len(summary.done), failed=len(summary.failed))
     if pending:
       flush()
   except KeyboardInterrupt as err:

@@ -8,7 +8,7 @@
 """
 
 import pathlib
-from typing import Any, Dict, List, Optional, Sequence, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 
@@ -67,7 +67,8 @@ class Reconstructor:
 
   def reconstruct_faces(self, photos: Sequence[PreparedPhoto], indices: Sequence[int],
                         names: Sequence[str],
-                        extras: Optional[Sequence[Dict[str, Any]]] = None) -> List[FaceResult]:
+                        extras: Optional[Sequence[Dict[str, Any]]] = None,
+                        on_stage: Optional[Callable[[str], None]] = None) -> List[FaceResult]:
     """Coarse fit, refinement and assembly of a batch of prepared faces.
 
     Args:
@@ -75,11 +76,17 @@ class Reconstructor:
       indices: per face, its index in that photo's faces.
       names: per face, its output name.
       extras: per face, run facts for its report.
+      on_stage: called with "fit", "refine" and "assemble" as each stage begins
+        (progress reporting).
     """
+    report = on_stage or (lambda stage: None)
     faces = [p.faces[k] for p, k in zip(photos, indices)]
     batch = FaceBatch.stack(faces, [p.features[k] for p, k in zip(photos, indices)])
+    report("fit")
     coarse = coarse_fit(self.components, batch, self.settings.fit_config)
+    report("refine")
     refinement = refine(self.components, batch, coarse)
+    report("assemble")
     return assemble.face_results(self.components, faces, names, [p.photo for p in photos],
                                  batch, coarse, refinement, extras or [{} for _ in faces])
 
