@@ -208,3 +208,24 @@ def test_the_uv_texture_carries_the_photos_full_resolution_detail(reconstructor,
   def sharpness(image):
     return np.var(cv2.Laplacian(image.mean(axis=-1), cv2.CV_32F)[differs])
   assert sharpness(detailed) > 1.5 * sharpness(smooth)
+
+
+def test_all_faces_get_one_overlay_of_the_whole_photo(astronaut, grace_hopper, tmp_path):
+  from facegcn_tf import pipeline
+  height = min(astronaut.shape[0], grace_hopper.shape[0])
+  group = np.concatenate([astronaut[:height], grace_hopper[:height]], axis=1)
+  path = _photo_file(tmp_path, "group", group)
+  reconstructor = pipeline.Reconstructor.from_settings(
+      fit_config=FitConfig().scaled(0.05), refine_steps=0, all_faces=True,
+      formats=("png", "json"), texture_size=128)
+  summary = pipeline.run([path], tmp_path / "out", reconstructor, progress=False)
+  assert [name for name, _ in summary.done] == ["group_face0", "group_face1"]
+  whole = cv2.imread(str(tmp_path / "out" / "group_overlay.png"))[..., ::-1]
+  assert whole.shape == group.shape
+  changed = np.any(whole != group, axis=-1)
+  width = astronaut.shape[1]
+  assert changed[:, :width].sum() > 2000 and changed[:, width:].sum() > 2000
+  for k in range(2):   # each face's own overlay shows that face only
+    own = cv2.imread(str(tmp_path / "out" / f"group_face{k}_overlay.png"))[..., ::-1]
+    own_changed = np.any(own != group, axis=-1)
+    assert not np.any(own_changed & ~changed)

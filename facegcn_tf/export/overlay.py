@@ -6,6 +6,7 @@
   (:func:`feather_alpha`), so the face blends into the photo instead of ending in a
   jagged, aliased edge. Only the photo region under the crop is composited (a 12-MP photo
   costs what its face region costs).
+* :func:`paste_faces` does it for every face of a photo at once (``--all_faces``).
 * :func:`comparison_strip` lays equal-sized panels side by side (photo | coarse | fine |
   shape by default) under a labelled banner.
 
@@ -137,6 +138,28 @@ def paste_back(photo: np.ndarray, render: np.ndarray, mask: np.ndarray, transfor
                                       inverse=cv2.invertAffineTransform(matrix),
                                       source_shape=(int(y1 - y0), int(x1 - x0)))
   out[y0:y1, x0:x1] = paste_onto(photo[y0:y1, x0:x1], rgba, roi_transform)
+  return out
+
+
+def paste_faces(photo: np.ndarray, faces: Sequence[AlignedRenders],
+                transforms: Sequence[AlignTransform],
+                feather: float = DEFAULT_FEATHER) -> np.ndarray:
+  """Every face's fine render pasted onto one copy of the photo (`paste_back` in turn).
+
+  Args:
+    photo: [H, W, 3] uint8 RGB.
+    faces: the faces' aligned panels (their `fine` render and replaced-pixel `mask`).
+    transforms: each face's alignment to `photo`.
+    feather: see `paste_back`.
+
+  Returns:
+    [H, W, 3] uint8: the photo with all faces replaced (occluders kept in front).
+  """
+  if len(faces) != len(transforms):
+    raise ValueError(f"{len(faces)} faces but {len(transforms)} transforms")
+  out = as_rgb_uint8(photo, "photo")
+  for renders, transform in zip(faces, transforms):
+    out = paste_back(out, renders.fine, renders.mask, transform, feather=feather)
   return out
 
 
