@@ -23,8 +23,12 @@ class Settings:
     rnet_checkpoint: a trained R-Net (``rnet.weights.h5`` from ``train.py --stage=rnet``,
       with its ``rnet.json`` beside it) or Deep3DFace's ``FaceReconModel.pb`` (BFM): the
       coarse coefficients come from it, feed-forward, instead of fitting.
-    gcn_checkpoint: a trained generator (``train.py --stage=gcn``) the refinement starts
-      from (with ``refine_steps=0``: used as is, feed-forward).
+    gcn_checkpoint: a trained generator (``train.py --stage=gcn``). With ``refine_steps=0``
+      it is run feed-forward (the paper's inference); with N > 0 steps it is fine-tuned on
+      each photo at a low learning rate (`refinement.feed_forward.FINE_TUNE_LEARNING_RATE`).
+      Its saved spec decides the identity encoder, order and widths.
+    identity_weights: the identity network file a checkpoint's spec needs besides the
+      bundled dlib one (FaceNet's frozen ``.pb``; default: the asset search path).
     formats: export formats (`writer.FORMATS`).
     texture_size: UV texture side.
     overwrite: redo faces whose outputs exist.
@@ -38,6 +42,7 @@ class Settings:
   refine_steps: int = 150
   rnet_checkpoint: Optional[str] = None
   gcn_checkpoint: Optional[str] = None
+  identity_weights: Optional[str] = None
   formats: Tuple[str, ...] = writer.DEFAULT_FORMATS
   texture_size: int = 1024
   overwrite: bool = False

@@ -9,7 +9,7 @@ never recomputes it. Batched arrays carry a leading [B] over the faces of one ba
 
 import dataclasses
 import pathlib
-from typing import Dict, List
+from typing import Any, Dict, List
 
 import numpy as np
 import tensorflow as tf
@@ -89,11 +89,14 @@ class Refinement:
     lit_colors: [B, V, 3] the fine albedo under the fitted light, in [0, 1].
     render: [B, S, S, 3] the lit fine face in [0, 1], 0 outside the coverage.
     figures: name -> [B] (the refinement's own losses and figures, prefixed "refine_").
+    method: how the texture was refined, the same for every face of the batch
+      (`pipeline.refine.method`: mode "feed_forward" | "per_image" | "none", steps, ...).
   """
   fine_albedo: np.ndarray
   lit_colors: np.ndarray
   render: np.ndarray
   figures: Dict[str, np.ndarray]
+  method: Dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 __all__ = ["CoarseFit", "FaceBatch", "PreparedPhoto", "Refinement"]

@@ -92,8 +92,12 @@ def read_cache_file(path: str, layout=None, face_model: Optional[str] = None) ->
   return arrays
 
 
-def _write_cache_file(path: str, face_model: str, layout, paths: List[str], coeffs: List[np.ndarray],
-                      photo: List[float], landmark: List[float]) -> None:
+def write_cache_file(path: str, face_model: str, layout, paths: List[str],
+                     coeffs: List[np.ndarray], photo: Optional[List[float]] = None,
+                     landmark: Optional[List[float]] = None) -> None:
+  """Writes one shard's cache file atomically (losses NaN where not given, e.g. regressed)."""
+  photo = [np.nan] * len(paths) if photo is None else photo
+  landmark = [np.nan] * len(paths) if landmark is None else landmark
   tmp = path + ".tmp.npz"
   np.savez(tmp, format=np.array(CACHE_FORMAT), face_model=np.array(face_model),
            layout=np.array(_layout_tuple(layout), np.int64), paths=np.array(paths, dtype=str),
@@ -182,12 +186,12 @@ def fit_records(pattern: str, renderer, cache_dir: Optional[str] = None, batch_s
           photo.append(float(result.losses["photo"][j]))
           landmark.append(float(result.losses["landmark"][j]))
           known.add(names[i])
-        _write_cache_file(path, model_name, layout, paths, coeffs, photo, landmark)
+        write_cache_file(path, model_name, layout, paths, coeffs, photo, landmark)
         fitted += len(todo)
       if progress:
         progress(len(names))
     if not os.path.exists(path):  # an empty shard still gets its (empty) file
-      _write_cache_file(path, model_name, layout, paths, coeffs, photo, landmark)
+      write_cache_file(path, model_name, layout, paths, coeffs, photo, landmark)
   return FitSummary(cache_dir=cache_dir, fitted=fitted, already_done=done_before,
                     shards=len(files), seconds=time.perf_counter() - start)
 
@@ -259,4 +263,5 @@ def check_coverage(table: Dict[str, np.ndarray], pattern: str, cache_dir: str) -
 
 
 __all__ = ["CACHE_FORMAT", "FitSummary", "check_coverage", "default_cache_dir", "fit_records",
-           "load_coarse_coeffs", "read_cache_file", "record_paths", "shard_cache_path"]
+           "load_coarse_coeffs", "read_cache_file", "record_paths", "shard_cache_path",
+           "write_cache_file"]
