@@ -115,7 +115,8 @@ def face_results(components: Components, faces: Sequence[PreparedFace], names: S
         shape=shapes[i], coarse_albedo=albedo[i], fine_albedo=refinement.fine_albedo[i],
         lit_colors=refinement.lit_colors[i], visibility=visibility[i],
         landmarks=coarse.landmarks[i], renders=renders[i], figures=figures,
-        extra=dict(extras[i]), pixels=pixels[i], irradiance=irradiance[i],
+        extra=dict(extras[i], refinement=dict(refinement.method)), pixels=pixels[i],
+        irradiance=irradiance[i],
         photo_trust=None if refinement.trusted is None else refinement.trusted[i]))
   return results
 

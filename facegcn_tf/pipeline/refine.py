@@ -12,6 +12,8 @@
 4. A grey-level photo gives a grey albedo.
 """
 
+from typing import Any, Dict
+
 import numpy as np
 import tensorflow as tf
 
@@ -20,6 +22,7 @@ from facegcn_tf.morphable import albedo as albedo_lib
 from facegcn_tf.pipeline.factory import Components
 from facegcn_tf.pipeline.stages import CoarseFit, FaceBatch, Refinement
 from facegcn_tf.refinement import direct_albedo
+from facegcn_tf.refinement import feed_forward
 
 
 def photo_trust(components: Components, batch: FaceBatch, coarse: CoarseFit) -> tf.Tensor:
@@ -38,29 +41,44 @@ def photo_trust(components: Components, batch: FaceBatch, coarse: CoarseFit) -> 
   return weight * tf.cast(inside > 0.99, tf.float32)
 
 
-def _gcn_albedo(components: Components, batch: FaceBatch, coarse: CoarseFit, trust):
+def _gcn_albedo(components: Components, batch: FaceBatch, coarse: CoarseFit):
   """The GCN's albedo [B, V, 3] on the unoccluded pixels, and its figures."""
   rendering = coarse.rendering
   mask = batch.face_mask
   if coarse.occlusion is not None:
     mask = mask * (1.0 - coarse.occlusion)
-  seen = tf.cast(coarse.visibility, tf.float32) * tf.cast(trust > 0.0, tf.float32)
-  result = components.refiner(batch.images, coarse.coeffs, mask, features=batch.features,
-                              geometry=rendering.geometry, raster=rendering.raster,
-                              visibility=seen)
+  seen = tf.cast(coarse.visibility, tf.float32)
+  if coarse.occlusion is not None:   # occluded vertices give the GCN no T_p either
+    occluded = direct_albedo.vertex_occlusion(coarse.occlusion, rendering.geometry.pixels)
+    seen = seen * tf.cast(occluded < 0.5, tf.float32)
+  refiner = components.refiner
+  # The photo's features are the pipeline encoder's; a generator trained on another
+  # encoder's (FaceNet) computes its own from the crops.
+  features = batch.features if refiner.encoder is components.identity else None
+  result = refiner(batch.images, coarse.coeffs, mask, features=features,
+                   geometry=rendering.geometry, raster=rendering.raster, visibility=seen)
   count = result.fine_albedo.shape[0]
   figures = {f"refine_{k}": np.asarray(v) for k, v in result.figures.items()}
   figures["refine_seconds"] = np.full([count], result.seconds / max(count, 1))
   return np.clip(result.fine_albedo, 0.0, 1.0).astype(np.float32), figures
 
 
-def refine(components: Components, batch: FaceBatch, coarse: CoarseFit) -> Refinement:
+def refine(components: Components, batch: FaceBatch, coarse: CoarseFit,
+           albedo_source: str = "photo") -> Refinement:
   """The fine albedo of B faces on the coarse stage's geometry, raster and visibility.
+
+  Args:
+    components, batch, coarse: the run's models, the faces and their coarse stage.
+    albedo_source: "photo" (default): the photo's albedo where it is trusted, the GCN's
+      (else the coarse one) elsewhere, as the module docstring says; "gcn": the GCN's
+      output everywhere, the paper's T' (needs a refiner).
 
   Returns:
     A `Refinement`; figures are the GCN's, prefixed "refine_" (and "refine_seconds", its
-    wall time per face), when it ran.
+    wall time per face), when it ran; `method` says how the texture was made (`method`).
   """
+  if albedo_source not in ALBEDO_SOURCES:
+    raise ValueError(f"albedo_source must be one of {ALBEDO_SOURCES}, got {albedo_source!r}")
   renderer = components.renderer
   model = renderer.model
   rendering = coarse.rendering
@@ -68,18 +86,23 @@ def refine(components: Components, batch: FaceBatch, coarse: CoarseFit) -> Refin
   trust = photo_trust(components, batch, coarse)
   fallback, figures = coarse.albedo, {}
   if components.refiner is not None:
-    fallback, figures = _gcn_albedo(components, batch, coarse, trust)
-  sampled, _ = renderer.sample_image(batch.images / 255.0, geometry, rendering.raster,
-                                     visibility=coarse.visibility)
-  gamma = renderer.split(coarse.coeffs)["gamma"]
-  solved = direct_albedo.direct_albedo(sampled, geometry.normals, gamma, trust,
-                                       fallback).numpy()
+    fallback, figures = _gcn_albedo(components, batch, coarse)
+  elif albedo_source == "gcn":
+    raise ValueError("albedo_source 'gcn' needs a GCN (refinement steps or a checkpoint)")
   fallback = np.asarray(fallback, np.float32)
   trust_np = trust.numpy()
-  fine = np.stack([invisible_fill.fill_invisible(solved[i], trust_np[i] > 0.5,
-                                                 model.symmetry_pairs, fallback[i],
-                                                 model.triangles)
-                   for i in range(len(solved))])
+  if albedo_source == "gcn":
+    fine, trust_np = fallback, np.zeros_like(trust_np)
+  else:
+    sampled, _ = renderer.sample_image(batch.images / 255.0, geometry, rendering.raster,
+                                       visibility=coarse.visibility)
+    gamma = renderer.split(coarse.coeffs)["gamma"]
+    solved = direct_albedo.direct_albedo(sampled, geometry.normals, gamma, trust,
+                                         fallback).numpy()
+    fine = np.stack([invisible_fill.fill_invisible(solved[i], trust_np[i] > 0.5,
+                                                   model.symmetry_pairs, fallback[i],
+                                                   model.triangles)
+                     for i in range(len(solved))])
   if batch.grayscale.any():
     gray = albedo_lib.to_gray(fine).numpy()
     fine = np.where(batch.grayscale[:, None, None], gray, fine)
@@ -91,7 +114,32 @@ def refine(components: Components, batch: FaceBatch, coarse: CoarseFit) -> Refin
   return Refinement(fine_albedo=fine,
                     lit_colors=np.clip(render.colors.numpy(), 0.0, 1.0).astype(np.float32),
                     render=np.clip(render.image.numpy(), 0.0, 1.0).astype(np.float32),
-                    figures=figures, trusted=trust_np.astype(np.float32))
+                    figures=figures, trusted=trust_np.astype(np.float32),
+                    method=method(components.refiner, albedo_source))
 
 
-__all__ = ["photo_trust", "refine"]
+def method(refiner, albedo_source: str = "photo") -> Dict[str, Any]:
+  """How the texture was made, for each face's JSON (``"refinement"``).
+
+  ``{"mode": "feed_forward" | "per_image" | "none", "steps": N, "albedo": "photo" | "gcn"}``,
+  plus the learning rate of per-image steps and the trained generator's path when there is
+  one. "albedo" says whether the photo decides the albedo where it shows the face
+  ("photo") or the GCN's output is used everywhere ("gcn").
+  """
+  if refiner is None:
+    out = {"mode": "none", "steps": 0}
+  elif isinstance(refiner, feed_forward.FeedForwardRefiner):
+    out = {"mode": "feed_forward", "steps": 0}
+  else:
+    out = {"mode": "per_image", "steps": int(refiner.config.steps),
+           "learning_rate": float(refiner.config.learning_rate)}
+  checkpoint = getattr(refiner, "checkpoint", None)
+  if checkpoint:
+    out["checkpoint"] = str(checkpoint)
+  out["albedo"] = albedo_source
+  return out
+
+
+ALBEDO_SOURCES = ("photo", "gcn")
+
+__all__ = ["ALBEDO_SOURCES", "method", "photo_trust", "refine"]

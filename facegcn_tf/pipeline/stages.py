@@ -9,7 +9,7 @@ never recomputes it. Batched arrays carry a leading [B] over the faces of one ba
 
 import dataclasses
 import pathlib
-from typing import Dict, List, Optional
+from typing import Any, Dict, List, Optional
 
 import numpy as np
 import tensorflow as tf
@@ -107,12 +107,15 @@ class Refinement:
     figures: name -> [B] (the refinement's own losses and figures, prefixed "refine_").
     trusted: [B, V] float32 in [0, 1], how much of each vertex's fine albedo is the photo's
       (seen, unoccluded, facing the camera); the rest was filled (mirror, GCN, coarse).
+    method: how the texture was refined, the same for every face of the batch
+      (`pipeline.refine.method`: mode "feed_forward" | "per_image" | "none", steps, ...).
   """
   fine_albedo: np.ndarray
   lit_colors: np.ndarray
   render: np.ndarray
   figures: Dict[str, np.ndarray]
   trusted: Optional[np.ndarray] = None
+  method: Dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 __all__ = ["CoarseFit", "FaceBatch", "PreparedPhoto", "Refinement"]
