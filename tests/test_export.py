@@ -597,6 +597,8 @@ def test_export_face_writes_every_format(model, renderer, template5, tmp_path):
   num = model.num_vertices
   coeffs = renderer.zero_coefficients(1).numpy()
   coeffs[0, model.layout.slices()["angles"]] = [0.0, 0.7, 0.0]  # turned: one cheek unseen
+  # The whole mesh is drawn here: this test is about the writer's fill of unseen parts.
+  renderer = FaceRenderer(model, whole_mesh=True)
   geometry = renderer.geometry(coeffs)
   raster = renderer.rasterize(geometry)
   vis = renderer.visibility(geometry, raster)[0].numpy()

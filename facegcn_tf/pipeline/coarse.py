@@ -45,9 +45,16 @@ def coarse_fit(components: Components, batch: FaceBatch, fit_config: FitConfig) 
   projected = renderer.landmarks(geometry).numpy()
   figures["landmark_nme"] = metrics.landmark_nme(projected, batch.landmarks)
   albedo = renderer.albedo(coeffs)
-  if batch.grayscale.any():   # a grey photo's albedo is grey: recolour the one render
-    albedo = tf.where(tf.constant(batch.grayscale)[:, None, None], albedo_lib.to_gray(albedo),
-                      albedo)
+  if batch.grayscale.any():
+    # A grey photo says nothing about colour: grey albedo, white light (each SH band's
+    # channels averaged); the one render is recoloured on its raster.
+    gray = tf.constant(batch.grayscale)[:, None]
+    albedo = tf.where(gray[..., None], albedo_lib.to_gray(albedo), albedo)
+    gamma = renderer.split(coeffs)["gamma"]
+    white = tf.tile(tf.reduce_mean(tf.reshape(gamma, [-1, 3, 9]), axis=1), [1, 3])
+    layout = renderer.layout.slices()["gamma"]
+    coeffs = tf.concat([coeffs[:, :layout.start], tf.where(gray, white, gamma),
+                        coeffs[:, layout.stop:]], axis=1)
     rendering = renderer.render(coeffs, vertex_colors=albedo, geometry=geometry,
                                 raster=rendering.raster)
   return CoarseFit(coeffs=coeffs, rendering=rendering, albedo=albedo,
