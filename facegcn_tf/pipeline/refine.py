@@ -91,9 +91,10 @@ def refine(components: Components, batch: FaceBatch, coarse: CoarseFit,
     raise ValueError("albedo_source 'gcn' needs a GCN (refinement steps or a checkpoint)")
   fallback = np.asarray(fallback, np.float32)
   trust_np = trust.numpy()
-  if albedo_source == "gcn":
-    fine, trust_np = fallback, np.zeros_like(trust_np)
+  if albedo_source == "gcn":   # the paper's T' everywhere; the writer fills the unseen
+    fine, trusted = fallback, None
   else:
+    trusted = trust_np.astype(np.float32)
     sampled, _ = renderer.sample_image(batch.images / 255.0, geometry, rendering.raster,
                                        visibility=coarse.visibility)
     gamma = renderer.split(coarse.coeffs)["gamma"]
@@ -109,12 +110,13 @@ def refine(components: Components, batch: FaceBatch, coarse: CoarseFit,
   fine = np.clip(fine, 0.0, 1.0).astype(np.float32)
   render = renderer.render(coarse.coeffs, vertex_colors=tf.constant(fine), geometry=geometry,
                            raster=rendering.raster)
-  figures["photo_trusted_fraction"] = (
-      trust_np.sum(axis=1) / np.maximum(coarse.visibility.numpy().sum(axis=1), 1.0))
+  if trusted is not None:
+    figures["photo_trusted_fraction"] = (
+        trusted.sum(axis=1) / np.maximum(coarse.visibility.numpy().sum(axis=1), 1.0))
   return Refinement(fine_albedo=fine,
                     lit_colors=np.clip(render.colors.numpy(), 0.0, 1.0).astype(np.float32),
                     render=np.clip(render.image.numpy(), 0.0, 1.0).astype(np.float32),
-                    figures=figures, trusted=trust_np.astype(np.float32),
+                    figures=figures, trusted=trusted,
                     method=method(components.refiner, albedo_source))
 
 
