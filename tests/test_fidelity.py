@@ -212,6 +212,15 @@ def test_the_uv_texture_carries_the_photos_full_resolution_detail(reconstructor,
   def sharpness(image):
     return np.var(cv2.Laplacian(image.mean(axis=-1), cv2.CV_32F)[differs])
   assert sharpness(detailed) > 1.5 * sharpness(smooth)
+  # At the photo's own resolution the textured mesh is closer to the photo with the detail.
+  from facegcn_tf.pipeline import sharpness as sharpness_lib
+  renderer = reconstructor.components.renderer
+  with_detail = sharpness_lib.sharpness_figures(renderer, result,
+                                                detailed[..., ::-1].astype(np.uint8))
+  without = sharpness_lib.sharpness_figures(renderer, plain, smooth[..., ::-1].astype(np.uint8))
+  assert with_detail["side_px"] > 224
+  assert with_detail["psnr_texture_db"] > without["psnr_texture_db"] + 0.5
+  assert with_detail["ssim_texture"] > without["ssim_texture"]
 
 
 def test_all_faces_get_one_overlay_of_the_whole_photo(astronaut, grace_hopper, tmp_path):
