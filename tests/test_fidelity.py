@@ -242,3 +242,14 @@ def test_all_faces_get_one_overlay_of_the_whole_photo(astronaut, grace_hopper, t
     own = cv2.imread(str(tmp_path / "out" / f"group_face{k}_overlay.png"))[..., ::-1]
     own_changed = np.any(own != group, axis=-1)
     assert not np.any(own_changed & ~changed)
+
+
+def test_the_fine_albedo_matches_a_direct_copy_of_the_photo(reconstructor, grace_hopper,
+                                                            tmp_path):
+  """The issue's bar: identity distance and masked PSNR at least those of copying the
+  photo's colours to the vertices (3DDFA_V2's way), measured beside it on the same pixels."""
+  result = reconstructor.reconstruct(_photo_file(tmp_path, "grace", grace_hopper))
+  figures = result.figures
+  assert figures["psnr_fine_db"] >= figures["psnr_copy_db"] - 0.5, figures
+  assert figures["identity_distance_fine"] <= figures["identity_distance_copy"] + 0.03, figures
+  assert figures["psnr_fine_db"] > figures["psnr_coarse_db"] + 3.0

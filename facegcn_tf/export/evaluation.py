@@ -33,8 +33,10 @@ from facegcn_tf.export import overlay
 
 COLUMNS = (
     ("psnr_coarse_db", "PSNR coarse (dB)"), ("psnr_fine_db", "PSNR fine (dB)"),
+    ("psnr_copy_db", "PSNR direct copy (dB)"),
     ("ssim_coarse", "SSIM coarse"), ("ssim_fine", "SSIM fine"),
     ("identity_distance_coarse", "id dist coarse"), ("identity_distance_fine", "id dist fine"),
+    ("identity_distance_copy", "id dist direct copy"),
     ("landmark_nme", "landmark NME"),
     ("spill", "spill"), ("psnr_overlay_224_db", "region PSNR 224 (dB)"),
     ("ssim_overlay_224", "region SSIM 224"), ("psnr_overlay_full_db", "region PSNR full (dB)"),

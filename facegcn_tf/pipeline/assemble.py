@@ -16,6 +16,8 @@ from facegcn_tf.export.result import FaceResult
 from facegcn_tf.pipeline.factory import Components
 from facegcn_tf.pipeline.stages import CoarseFit, FaceBatch, Refinement
 from facegcn_tf.render import lighting
+from facegcn_tf.render import sampling
+from facegcn_tf.render.interpolate import interpolate_attributes
 from facegcn_tf.render import shape_shading
 from facegcn_tf.render.renderer import FaceRenderer
 
@@ -52,25 +54,40 @@ def aligned_renders(components: Components, coarse: CoarseFit, refinement: Refin
           for i in range(len(coverage))]
 
 
-def _image_figures(renders: overlay.AlignedRenders, face_mask: np.ndarray) -> Dict[str, float]:
-  """Masked PSNR and SSIM of the coarse and fine renders inside coverage ∩ face mask."""
+def direct_copy_renders(components: Components, coarse: CoarseFit,
+                        crops: np.ndarray) -> np.ndarray:
+  """[B, S, S, 3] in [0, 1]: the baseline of a direct copy (as 3DDFA_V2 colours its
+  meshes): each vertex takes the photo's colour at its projection, drawn unlit on the
+  coarse raster. Judged beside the fine render by the same figures."""
+  rendering = coarse.rendering
+  colors = sampling.bilinear_sample(tf.constant(crops, tf.float32) / 255.0,
+                                    rendering.geometry.pixels)
+  image = interpolate_attributes(colors, components.renderer.triangles, rendering.raster)
+  return _unit_images(image)
+
+
+def _image_figures(renders: overlay.AlignedRenders, face_mask: np.ndarray,
+                   copy: np.ndarray) -> Dict[str, float]:
+  """Masked PSNR and SSIM of the coarse, fine and direct-copy renders inside the replaced
+  pixels ∩ face mask."""
   photo = renders.crop.astype(np.float32) / 255.0
   region = renders.mask * face_mask
   out = {}
-  for stage in ("coarse", "fine"):
-    render = getattr(renders, stage)
+  for stage, render in (("coarse", renders.coarse), ("fine", renders.fine), ("copy", copy)):
     out[f"psnr_{stage}_db"] = float(metrics.masked_psnr(photo, render, region, peak=1.0))
     out[f"ssim_{stage}"] = metrics.masked_ssim(photo, render, region)
   return out
 
 
 def _identity_figures(components: Components, renders: Sequence[overlay.AlignedRenders],
-                      features: np.ndarray) -> Dict[str, np.ndarray]:
-  """Identity distance photo <-> render composited on the photo, coarse and fine: [B] each."""
+                      features: np.ndarray, copies: np.ndarray) -> Dict[str, np.ndarray]:
+  """Identity distance photo <-> render composited on the photo, coarse, fine and direct
+  copy: [B] each."""
   out = {}
-  for stage in ("coarse", "fine"):
-    composites = np.stack([overlay.composite(getattr(r, stage), r.mask, r.crop)
-                           for r in renders]).astype(np.float32)  # uint8 values
+  for stage in ("coarse", "fine", "copy"):
+    images = copies if stage == "copy" else [getattr(r, stage) for r in renders]
+    composites = np.stack([overlay.composite(image, r.mask, r.crop)
+                           for image, r in zip(images, renders)]).astype(np.float32)
     out[f"identity_distance_{stage}"] = metrics.identity_distance(
         features, components.identity(composites)).numpy()
   return out
@@ -89,9 +106,10 @@ def face_results(components: Components, faces: Sequence[PreparedFace], names: S
     coarse, refinement: the batch's stage results.
   """
   renders = aligned_renders(components, coarse, refinement, batch.images)
+  copies = direct_copy_renders(components, coarse, batch.images)
   per_batch = dict(coarse.figures)
   per_batch.update(refinement.figures)
-  per_batch.update(_identity_figures(components, renders, batch.features))
+  per_batch.update(_identity_figures(components, renders, batch.features, copies))
   geometry = coarse.rendering.geometry
   shapes = geometry.shape.numpy()
   pixels = geometry.pixels.numpy()
@@ -106,7 +124,7 @@ def face_results(components: Components, faces: Sequence[PreparedFace], names: S
   results = []
   for i, face in enumerate(faces):
     figures = {k: float(v[i]) for k, v in per_batch.items()}
-    figures.update(_image_figures(renders[i], batch.face_mask[i]))
+    figures.update(_image_figures(renders[i], batch.face_mask[i], copies[i]))
     figures.update(evaluation.overlay_figures(
         photos[i], renders[i], face.aligned.transform, face.landmarks68,
         None if occlusion is None else np.asarray(occlusion[i])))
