@@ -100,9 +100,10 @@ def refine(components: Components, batch: FaceBatch, coarse: CoarseFit,
     gamma = renderer.split(coarse.coeffs)["gamma"]
     solved = direct_albedo.direct_albedo(sampled, geometry.normals, gamma, trust,
                                          fallback).numpy()
+    # Narrow ramps: `trust` already fades at grazing angles.
     fine = np.stack([invisible_fill.fill_invisible(solved[i], trust_np[i] > 0.5,
                                                    model.symmetry_pairs, fallback[i],
-                                                   model.triangles)
+                                                   model.triangles, rings=FILL_RINGS)
                      for i in range(len(solved))])
   if batch.grayscale.any():
     gray = albedo_lib.to_gray(fine).numpy()
@@ -143,5 +144,6 @@ def method(refiner, albedo_source: str = "photo") -> Dict[str, Any]:
 
 
 ALBEDO_SOURCES = ("photo", "gcn")
+FILL_RINGS = 2
 
 __all__ = ["ALBEDO_SOURCES", "method", "photo_trust", "refine"]
