@@ -23,7 +23,7 @@ import tensorflow as tf
 from facegcn_tf.render import lighting
 from facegcn_tf.render import sampling
 
-DEFAULT_GRAZING = (0.08, 0.3)
+DEFAULT_GRAZING = (0.02, 0.12)
 DEFAULT_MIN_IRRADIANCE = 0.1
 
 
