@@ -67,6 +67,7 @@ def fit_stage_seconds(reconstructor: pipeline.Reconstructor, photos, repeats: in
   stages = [f.name for f in dataclasses.fields(config) if f.name.endswith("_steps")]
   components = reconstructor.components
   coarse_fit(components, batch, config)  # traces every step function
+  stages = [name for name in stages if getattr(config, name) > 0]  # a 0-step stage is no stage
   seconds, previous = {}, 0.0
   for k in range(len(stages) + 1):
     partial = config.replace(**{name: 0 for name in stages[k:]})
