@@ -1,18 +1,23 @@
-"""End-to-end reconstruction: per-stage seconds (prepare, coarse, refine, assemble, export
+"""End-to-end reconstruction: each preset's cold single-photo wall time (infer.py in a fresh
+process), warm seconds per face in a batch and mean quality figures; per-stage seconds (prepare, coarse, refine, assemble, export
 by format) for one photo and for a batch of the three example photos, the coarse fit by
 stage (its schedule's stages, timed cumulatively: the fit with the first k stages' steps
 minus the fit with k - 1; "setup" is the fit with no steps: initial pose, appearance solve,
 final render), plus seconds per image of whole batch runs (`pipeline.run`)."""
 
 import dataclasses
+import json
+import math
 import pathlib
+import subprocess
+import sys
 import tempfile
 import time
 
 from facegcn_tf.data import examples
-from facegcn_tf.fitting.fitter import FitConfig
 from facegcn_tf import pipeline
 from facegcn_tf.pipeline import assemble
+from facegcn_tf.pipeline import presets
 from facegcn_tf.pipeline.coarse import coarse_fit
 from facegcn_tf.pipeline.refine import refine
 from facegcn_tf.pipeline.stages import FaceBatch
@@ -84,44 +89,67 @@ def fit_stage_seconds(reconstructor: pipeline.Reconstructor, photos, repeats: in
   return seconds
 
 
-def _run_seconds_per_image(settings: pipeline.Settings, count: int) -> float:
-  with tempfile.TemporaryDirectory() as tmp:
-    tmp = pathlib.Path(tmp)
-    photos = _photos(tmp, count)
-    reconstructor = pipeline.Reconstructor(settings)
-    pipeline.run(photos[:1], tmp / "warmup", reconstructor, progress=False)  # traces, caches
-    start = time.perf_counter()
-    summary = pipeline.run(photos, tmp / "out", reconstructor, progress=False)
-    elapsed = time.perf_counter() - start
-    if len(summary.done) != count:
-      raise RuntimeError(f"benchmark run failed: {summary.table()}")
-    return elapsed / count
+def _subprocess_seconds(args) -> float:
+  """Wall seconds of a fresh Python process (start-up included), e.g. infer.py on one photo."""
+  start = time.perf_counter()
+  proc = subprocess.run([sys.executable] + list(args), capture_output=True, text=True,
+                        check=False)
+  elapsed = time.perf_counter() - start
+  if proc.returncode != 0:
+    raise RuntimeError(f"{' '.join(args)} failed: {proc.stderr[-2000:]}")
+  return elapsed
+
+
+def _batch_run(settings: pipeline.Settings, photos, output_dir: pathlib.Path):
+  """(seconds per face of a warm `pipeline.run`, mean quality figures of its faces)."""
+  reconstructor = pipeline.Reconstructor(settings)
+  pipeline.run(photos[:1], output_dir / "warmup", reconstructor, progress=False)  # traces
+  start = time.perf_counter()
+  summary = pipeline.run(photos, output_dir / "out", reconstructor, progress=False)
+  elapsed = time.perf_counter() - start
+  if len(summary.done) != len(photos):
+    raise RuntimeError(f"benchmark run failed: {summary.table()}")
+  figures = {}
+  for key in QUALITY:
+    values = [json.loads((output_dir / "out" / f"{name}.json").read_text())["losses"].get(key)
+              for name, _ in summary.done]
+    values = [float(v) for v in values if v is not None and math.isfinite(float(v))]
+    figures[key] = sum(values) / len(values) if values else float("nan")
+  return elapsed / len(photos), figures
+
+
+QUALITY = ("psnr_fine_db", "identity_distance_fine", "spill", "psnr_overlay_full_db",
+           "occluded_fraction")
 
 
 def run(quick: bool):
   rows = []
-  fit_config = FitConfig().scaled(0.25 if quick else 1.0)
-  refine_steps = 50 if quick else 150
-  settings = pipeline.Settings(fit_config=fit_config, refine_steps=refine_steps, batch_size=3)
   with tempfile.TemporaryDirectory() as tmp:
     tmp = pathlib.Path(tmp)
+    photos = _photos(tmp, 3 if quick else 6)
+    rows.append(("start-up: import facegcn_tf.pipeline (fresh process)",
+                 _subprocess_seconds(["-c", "import facegcn_tf.pipeline"]), "s"))
+    infer = str(pathlib.Path(__file__).resolve().parent.parent / "scripts" / "infer.py")
+    for name in ([presets.DEFAULT_PRESET] if quick else list(presets.PRESETS)):
+      rows.append((f"preset {name}: 1 photo, cold (infer.py, start-up included)",
+                   _subprocess_seconds([infer, f"--input={photos[0]}", f"--preset={name}",
+                                        f"--output_dir={tmp / ('cold_' + name)}",
+                                        "--progress=false"]), "s"))
+      settings = pipeline.Settings.from_preset(name, batch_size=4 if not quick else 3)
+      per_face, figures = _batch_run(settings, photos, tmp / f"run_{name}")
+      rows.append((f"preset {name}: {len(photos)} faces, batch {settings.batch_size}, warm",
+                   per_face, "s/face"))
+      for key, value in figures.items():
+        rows.append((f"preset {name}: mean {key} ({len(photos)} faces)", value, ""))
+    settings = pipeline.Settings.from_preset(presets.DEFAULT_PRESET, batch_size=3)
     start = time.perf_counter()
     reconstructor = pipeline.Reconstructor(settings)
     rows.append(("start-up: build every model (Reconstructor)", time.perf_counter() - start, "s"))
-    photos = _photos(tmp, 3)
     for label, batch in (("1 photo, cold", photos[:1]), ("1 photo, warm", photos[:1]),
-                         ("batch of 3 photos", photos)):
-      for stage, value in stage_seconds(reconstructor, batch, tmp / "out").items():
-        rows.append((f"{label}: {stage} ({refine_steps} refinement steps)", value, "s"))
-    for label, batch in (("1 photo", photos[:1]), ("batch of 3 photos", photos)):
+                         ("batch of 3 photos", photos[:3])):
+      for stage, value in stage_seconds(reconstructor, batch, tmp / "stages").items():
+        rows.append((f"default preset, {label}: {stage}", value, "s"))
+    for label, batch in (("1 photo", photos[:1]), ("batch of 3 photos", photos[:3])):
       for stage, value in fit_stage_seconds(reconstructor, batch).items():
-        rows.append((f"{label}: coarse fit, {stage}", value, "s"))
-  for size in (1, 3):
-    run_settings = pipeline.Settings(batch_size=size, fit_config=fit_config,
-                                     refine_steps=refine_steps)
-    rows.append((f"pipeline.run, fit + {refine_steps}-step GCN refinement + export, batch {size}",
-                 _run_seconds_per_image(run_settings, size), "s/image"))
-  run_settings = pipeline.Settings(batch_size=3, fit_config=fit_config, refine_steps=0)
-  rows.append(("pipeline.run, fitting + export only (no refinement), batch 3",
-               _run_seconds_per_image(run_settings, 3), "s/image"))
+        rows.append((f"default preset, {label}: coarse fit, {stage}", value, "s"))
   return rows

@@ -2,6 +2,13 @@
 
   python scripts/fit_data.py --data='DATA/faces-*.tfrecord' --face_model=ict \
       [--cache_dir=DATA/coarse_ict] [--batch_size=8] [--identity=dlib|none] [--fit_steps=1.0]
+  python scripts/fit_data.py --data='DATA/faces-*.tfrecord' --face_model=bfm \
+      --rnet_checkpoint=assets/rnet/FaceReconModel.pb        # the paper's frozen R-Net
+
+With ``--rnet_checkpoint`` (a trained R-Net's ``rnet.weights.h5`` from ``train.py
+--stage=rnet``, or Deep3DFace's ``FaceReconModel.pb`` for BFM) the coefficients are the R-Net's
+regression instead of a fit. The records' preparation manifest must name this face model's
+alignment template (``prepare_data.py --face_model``); a mismatch stops with one line.
 
 Writes one ``<shard>.npz`` per shard (source paths, coefficients, final losses)
 into ``--cache_dir`` (default ``<data folder>/coarse_<face model>``), the
@@ -31,6 +38,9 @@ _MASK = flags.DEFINE_enum("mask", "skin_mask", ["skin_mask", "face_mask", "regio
                           "Record mask weighing the photometric loss.")
 _FIT_STEPS = flags.DEFINE_float("fit_steps", 1.0, "Scale of the fitter's iteration counts.",
                                 lower_bound=0.01)
+_RNET_CHECKPOINT = flags.DEFINE_string(
+    "rnet_checkpoint", None, "R-Net coarse stage: rnet.weights.h5 (train.py --stage=rnet) or "
+    "Deep3DFace's FaceReconModel.pb (--face_model=bfm); coefficients by regression, no fitting.")
 _PROGRESS = flags.DEFINE_bool("progress", True, "Show a progress bar.")
 
 
@@ -45,7 +55,9 @@ def main(argv):
   from facegcn_tf.fitting.fitter import FitConfig
   from facegcn_tf.morphable import load_fitting_model, load_model
   from facegcn_tf.render.renderer import FaceRenderer
+  from facegcn_tf.assets import loaders
   from facegcn_tf.training import coarse_fits
+  from facegcn_tf.training import preparation
   # pylint: enable=import-outside-toplevel
 
   if not tf.io.gfile.glob(_DATA.value):
@@ -53,23 +65,30 @@ def main(argv):
              "(make them with scripts/prepare_data.py)")
   try:
     model = load_model(_FACE_MODEL.value, _MODEL_PATH.value)
-    fit_model = load_fitting_model(_FACE_MODEL.value, _MODEL_PATH.value)
-    encoder = None
-    if _IDENTITY.value == "dlib":
-      from facegcn_tf.assets import loaders  # pylint: disable=import-outside-toplevel
-      encoder = loaders.load_identity_encoder("dlib", template5=model.template5)
-    config = FitConfig().scaled(_FIT_STEPS.value)
+    prep = preparation.check_preparation(_DATA.value, model)
     total = len(coarse_fits.record_paths(_DATA.value))
     bar = tqdm(total=total, desc="fit", unit="face", disable=not _PROGRESS.value)
-    summary = coarse_fits.fit_records(
-        _DATA.value, FaceRenderer(model), cache_dir=_CACHE_DIR.value,
-        batch_size=_BATCH_SIZE.value, fit_config=config,
-        fit_renderer=FaceRenderer(fit_model) if fit_model is not None else None,
-        identity_encoder=encoder, mask_key=_MASK.value, progress=bar.update)
+    if _RNET_CHECKPOINT.value:
+      predictor = loaders.load_rnet_predictor(_RNET_CHECKPOINT.value, model.layout)
+      summary = coarse_fits.regress_records(
+          _DATA.value, predictor, model, cache_dir=_CACHE_DIR.value,
+          batch_size=_BATCH_SIZE.value, progress=bar.update)
+    else:
+      fit_model = load_fitting_model(_FACE_MODEL.value, _MODEL_PATH.value)
+      encoder = None
+      if _IDENTITY.value == "dlib":
+        encoder = loaders.load_identity_encoder("dlib", template5=model.template5,
+                                                fit_method=prep.fit_method)
+      summary = coarse_fits.fit_records(
+          _DATA.value, FaceRenderer(model), cache_dir=_CACHE_DIR.value,
+          batch_size=_BATCH_SIZE.value, fit_config=FitConfig().scaled(_FIT_STEPS.value),
+          fit_renderer=FaceRenderer(fit_model) if fit_model is not None else None,
+          identity_encoder=encoder, mask_key=_MASK.value, progress=bar.update)
     bar.close()
   except (FaceGCNError, ValueError, FileNotFoundError) as err:
     sys.exit(f"fit_data.py: error: {str(err).splitlines()[0]}")
-  print(f"fitted {summary.fitted} records, {summary.already_done} already done, "
+  how = "regressed" if _RNET_CHECKPOINT.value else "fitted"
+  print(f"{how} {summary.fitted} records, {summary.already_done} already done, "
         f"{summary.shards} shards, {summary.seconds:.1f} s -> {summary.cache_dir}")
 
 

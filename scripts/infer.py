@@ -34,18 +34,33 @@ _MIN_CONFIDENCE = flags.DEFINE_float("min_confidence", 0.9, "Face detector thres
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", 4, "Faces processed together.", lower_bound=1)
 _FORMATS = flags.DEFINE_list("formats", ["obj", "ply", "glb", "png", "json"], "Output formats.")
 _TEXTURE_SIZE = flags.DEFINE_integer("texture_size", 1024, "UV texture side.", lower_bound=64)
-_FIT_STEPS = flags.DEFINE_float("fit_steps", 1.0, "Scale of the coarse fitting schedule "
-                                "(1 = default iteration counts; smaller is faster, coarser).",
+_PRESET = flags.DEFINE_enum("preset", "default", ["fast", "default", "best"],
+                            "Speed/quality schedule (README: 'Presets'); --fit_steps and "
+                            "--refine_steps override its values.")
+_FIT_STEPS = flags.DEFINE_float("fit_steps", None, "Scale of the coarse fitting schedule "
+                                "(1 = the full iteration counts; default: the preset's).",
                                 lower_bound=0.01)
-_REFINE_STEPS = flags.DEFINE_integer("refine_steps", 150, "Per-image GCN refinement steps "
-                                     "(0 = export the coarse albedo).", lower_bound=0)
+_REFINE_STEPS = flags.DEFINE_integer(
+    "refine_steps", None, "Per-image GCN steps filling the parts the photo does not show "
+    "(0 = none; default: the preset's). With --gcn_checkpoint the default is 0 (the generator "
+    "feed-forward); N > 0 fine-tunes it on each photo for N steps at a low learning rate "
+    "(1e-4).", lower_bound=0)
+_ALBEDO_SOURCE = flags.DEFINE_enum(
+    "albedo_source", "photo", ["photo", "gcn"], "photo: the photo decides the albedo where "
+    "it shows the face (shading divided out), the GCN or the coarse albedo fills the rest; "
+    "gcn: the GCN's output everywhere (the paper's T'; needs --refine_steps or "
+    "--gcn_checkpoint).")
 _RNET_CHECKPOINT = flags.DEFINE_string(
     "rnet_checkpoint", None, "Trained R-Net (rnet.weights.h5 from train.py --stage=rnet) or "
     "Deep3DFace's FaceReconModel.pb (with --face_model=bfm): coarse coefficients feed-forward "
     "instead of fitting.")
 _GCN_CHECKPOINT = flags.DEFINE_string(
-    "gcn_checkpoint", None, "Trained GCN generator (train.py --stage=gcn) to start the "
-    "refinement from; with --refine_steps=0 it is used feed-forward.")
+    "gcn_checkpoint", None, "Trained GCN generator (the output folder of train.py --stage=gcn): "
+    "refinement is its forward pass. Its saved spec chooses the face model (--face_model may "
+    "be left out), the identity encoder, the order and the widths.")
+_IDENTITY_WEIGHTS = flags.DEFINE_string(
+    "identity_weights", None, "FaceNet's frozen graph (20170512-110547.pb / FaceNetModel.pb) "
+    "for a generator trained with identity=facenet (default: assets/facenet/).")
 _OVERWRITE = flags.DEFINE_bool("overwrite", False, "Redo faces whose outputs exist.")
 _PROGRESS = flags.DEFINE_bool(
     "progress", True, "Report progress on stderr: a bar on a terminal, else one line per face "
@@ -57,9 +72,42 @@ def _exit_now(signum, frame):
   sys.exit(128 + signum)   # before the run starts there is nothing to keep
 
 
+def _usage_error(message: str) -> None:
+  """One line on stderr and exit status 2, before any photo is touched (not absl's full help)."""
+  sys.stderr.write(f"infer.py: usage error: {message} (see --helpshort)\n")
+  sys.exit(2)
+
+
+def _trained_path():
+  """(face model, refine steps) after checking the checkpoint flags; UsageError on a mismatch.
+
+  A --gcn_checkpoint's spec chooses the face model (a different --face_model is an error) and
+  makes the default refinement its forward pass (0 steps) unless --refine_steps is given.
+  """
+  hints = {"rnet_checkpoint": "train them with scripts/train.py --stage=rnet, or pass "
+                              "Deep3DFace's FaceReconModel.pb",
+           "gcn_checkpoint": "train one with scripts/train.py --flagfile=configs/ict.cfg"}
+  for name, hint in hints.items():
+    path = flags.FLAGS[name].value
+    if path and not pathlib.Path(path).expanduser().exists():
+      _usage_error(f"--{name}: '{path}' not found; {hint}")
+  face_model, steps = _FACE_MODEL.value, _REFINE_STEPS.value
+  if not _GCN_CHECKPOINT.value:
+    return face_model, steps
+  from facegcn_tf.refinement import generator_spec  # pylint: disable=import-outside-toplevel
+  try:
+    spec = generator_spec.load_spec(_GCN_CHECKPOINT.value)
+  except (ValueError, FileNotFoundError) as err:
+    _usage_error(f"--gcn_checkpoint: {str(err).splitlines()[0]}")
+  if flags.FLAGS["face_model"].present and face_model != spec.face_model:
+    _usage_error(f"--face_model={face_model}, but the generator at "
+                         f"'{_GCN_CHECKPOINT.value}' was trained on '{spec.face_model}'")
+  return spec.face_model, (steps if flags.FLAGS["refine_steps"].present else 0)
+
+
 def main(argv):
   if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    _usage_error(f"unexpected arguments: {' '.join(argv[1:])}")
   for signum in (signal.SIGINT, signal.SIGTERM):
     signal.signal(signum, _exit_now)
   from facegcn_tf import pipeline  # pylint: disable=import-outside-toplevel
@@ -70,29 +118,30 @@ def main(argv):
     formats = writer.check_formats(_FORMATS.value)
     scan = pipeline.scan_inputs(_INPUT.value)
   except ValueError as err:
-    raise app.UsageError(str(err)) from None
-  settings = pipeline.Settings(
-      face_model=_FACE_MODEL.value, model_path=_MODEL_PATH.value,
+    _usage_error(str(err))
+  face_model, refine_steps = _trained_path()
+  overrides = {}
+  if _FIT_STEPS.value is not None:
+    overrides["fit_config"] = FitConfig().scaled(_FIT_STEPS.value)
+  if refine_steps is not None:
+    overrides["refine_steps"] = refine_steps
+  settings = pipeline.Settings.from_preset(
+      _PRESET.value, **overrides,
+      face_model=face_model, model_path=_MODEL_PATH.value,
       min_confidence=_MIN_CONFIDENCE.value, all_faces=_ALL_FACES.value,
-      batch_size=_BATCH_SIZE.value, fit_config=FitConfig().scaled(_FIT_STEPS.value),
-      refine_steps=_REFINE_STEPS.value, formats=formats, texture_size=_TEXTURE_SIZE.value,
+      batch_size=_BATCH_SIZE.value, formats=formats, texture_size=_TEXTURE_SIZE.value,
+      albedo_source=_ALBEDO_SOURCE.value,
       overwrite=_OVERWRITE.value, rnet_checkpoint=_RNET_CHECKPOINT.value,
-      gcn_checkpoint=_GCN_CHECKPOINT.value)
-  hints = {"rnet_checkpoint": "train them with scripts/train.py --stage=rnet, or pass "
-                              "Deep3DFace's FaceReconModel.pb",
-           "gcn_checkpoint": "train one with scripts/train.py --flagfile=configs/ict.cfg"}
-  for name, hint in hints.items():
-    path = flags.FLAGS[name].value
-    if path and not pathlib.Path(path).expanduser().exists():
-      raise app.UsageError(f"--{name}: '{path}' not found; {hint}")
+      gcn_checkpoint=_GCN_CHECKPOINT.value, identity_weights=_IDENTITY_WEIGHTS.value)
   try:
     reconstructor = pipeline.Reconstructor(settings)
   except (ValueError, FileNotFoundError) as err:  # missing model / checkpoint files
-    raise app.UsageError(str(err).splitlines()[0]) from None
+    _usage_error(str(err).splitlines()[0])
   run_flags = {name: flags.FLAGS[name].value for name in (
-      "input", "output_dir", "face_model", "all_faces", "min_confidence", "batch_size",
-      "formats", "texture_size", "fit_steps", "refine_steps", "rnet_checkpoint",
+      "input", "output_dir", "preset", "all_faces", "min_confidence", "batch_size",
+      "formats", "texture_size", "fit_steps", "albedo_source", "rnet_checkpoint",
       "gcn_checkpoint")}
+  run_flags.update(face_model=face_model, refine_steps=settings.refine_steps)
   with pipeline.interrupt_on_signals():  # SIGINT/SIGTERM stop between steps, keep what's done
     summary = pipeline.run(scan.paths, pathlib.Path(_OUTPUT_DIR.value), reconstructor,
                            flags=run_flags, progress=_PROGRESS.value, odd_inputs=scan.odd)

@@ -123,7 +123,12 @@ def test_overlay_figures_of_a_pasted_render(ict_template5):
   assert 0.05 < figures["spill"] < 0.9                # the disc reaches past the face region
   assert 20.0 < figures["psnr_overlay_224_db"] < 40.0
   assert np.isnan(figures["occluded_fraction"])
+  # The fitter's occlusion map covers the upper half of the face, which the render then
+  # leaves out: the occluded fraction is that half's share of the whole face.
   occlusion = np.zeros((size, size), np.float32)
-  occlusion[:112] = 1.0                               # the upper half of the crop
-  half = evaluation.overlay_figures(photo, renders, transform, landmarks, occlusion)
+  occlusion[:112] = mask[:112]
+  visible = mask.copy()
+  visible[:112] = 0.0
+  half = evaluation.overlay_figures(photo, renders._replace(mask=visible), transform, landmarks,
+                                    occlusion)
   assert half["occluded_fraction"] == pytest.approx(mask[:112].sum() / mask.sum())

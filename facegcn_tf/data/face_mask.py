@@ -8,7 +8,7 @@ from MediaPipe's 468 landmarks plus a per-image skin-colour model:
 * ``region_mask``: the filled face-oval polygon (optionally raised at the
   forehead).
 * ``skin_mask``: region pixels whose colour fits a robust Gaussian of this
-  face's skin chroma (hue angle and log saturation of the YCrCb Cr/Cb
+  face's skin chroma, seeded on the upper face (hue angle and log saturation of the YCrCb Cr/Cb
   plane; tried against plain Cr/Cb and normalised rg on the example photos,
   it keeps shaded skin and wrinkles that those drop), and which are not much
   darker than the skin (dark pixels have unreliable chroma; this drops hair, shadows of
@@ -46,6 +46,8 @@ _MAX_FIT_SAMPLES = 5000
 # Median CrCb distance from grey (8-bit levels) below which a face is treated
 # as colourless (a grey-level photo); skin in colour photos is at 20-60.
 _MIN_SKIN_SATURATION = 4.0
+_NOSE_TIP = 1   # MediaPipe face-mesh index
+_UPPER_SEED_SHARE = 0.25
 
 
 def _chi2_2dof(p: float) -> float:
@@ -269,6 +271,13 @@ def face_masks(image: np.ndarray, points468: np.ndarray, forehead: float = 0.0,
   ycrcb = cv2.cvtColor(image[y0:y1, x0:x1], cv2.COLOR_RGB2YCrCb).astype(np.float64)
   if int(seed.sum()) < 50:
     raise ValueError(f"face region too small for a skin-colour model ({int(seed.sum())} px)")
+  # The upper face (above the nose tip) seeds the colour model when it has enough pixels:
+  # a surgical mask or a beard covers the lower face, often more than the estimator's
+  # breakdown point, while hair, a hat brim or sunglasses leave the cheeks.
+  upper = seed.copy()
+  upper[max(0, int(np.ceil(points[_NOSE_TIP, 1])) - y0):] = False
+  if upper.sum() >= max(50, _UPPER_SEED_SHARE * seed.sum()):
+    seed = upper
   saturation = np.hypot(ycrcb[..., 1] - 128.0, ycrcb[..., 2] - 128.0)
   if np.median(saturation[seed]) < _MIN_SKIN_SATURATION:
     # A grey-level photo: chroma says nothing, only the luma test is left.

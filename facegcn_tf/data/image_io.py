@@ -275,3 +275,22 @@ def to_original_coords(points: np.ndarray, scale: float) -> np.ndarray:
   """Maps [..., 2] (x, y) pixel coordinates of a ``downscale_for_detection`` copy back."""
   points = np.asarray(points, dtype=np.float64)
   return (points + 0.5) / scale - 0.5
+
+
+def is_grayscale(image: np.ndarray, mask: np.ndarray = None, tolerance: float = 3.0) -> bool:
+  """Whether an RGB image (inside `mask`) carries no colour.
+
+  Args:
+    image: [H, W, 3] RGB 0..255.
+    mask: optional [H, W] pixels to judge (default: all).
+    tolerance: the 95th percentile of the per-pixel channel spread (max - min, 8-bit
+      levels) must not exceed it; JPEG chroma noise in a grey photo stays below ~3.
+
+  Returns:
+    True for a grey-level photo.
+  """
+  image = np.asarray(image, np.float32)
+  spread = image.max(axis=-1) - image.min(axis=-1)
+  if mask is not None:
+    spread = spread[np.asarray(mask) > 0.5]
+  return bool(spread.size == 0 or np.percentile(spread, 95) <= tolerance)

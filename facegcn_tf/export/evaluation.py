@@ -89,8 +89,9 @@ def overlay_figures(photo: np.ndarray, renders: overlay.AlignedRenders,
   # footprint and the region (the same figures, without full copies of a large photo).
   rows, cols = _window(transform, region, photo.shape[:2])
   full = metrics.region_figures(photo[rows, cols], pasted[rows, cols], region[rows, cols])
-  occluded = (float("nan") if occlusion is None else
-              metrics.masked_mean(np.asarray(occlusion, np.float32), renders.mask))
+  # renders.mask is the rendered face minus the occluders: the face is their union.
+  occluded = (float("nan") if occlusion is None else metrics.masked_mean(
+      np.asarray(occlusion, np.float32), np.maximum(renders.mask, occlusion)))
   return {"spill": full["spill"], "psnr_overlay_224_db": at_224["psnr_db"],
           "ssim_overlay_224": at_224["ssim"], "psnr_overlay_full_db": full["psnr_db"],
           "ssim_overlay_full": full["ssim"], "overlay_region_changed": full["region_changed"],

@@ -6,6 +6,7 @@
   (:func:`feather_alpha`), so the face blends into the photo instead of ending in a
   jagged, aliased edge. Only the photo region under the crop is composited (a 12-MP photo
   costs what its face region costs).
+* :func:`paste_faces` does it for every face of a photo at once (``--all_faces``).
 * :func:`comparison_strip` lays equal-sized panels side by side (photo | coarse | fine |
   shape by default) under a labelled banner.
 
@@ -34,7 +35,8 @@ crop: [S, S, 3] uint8 the aligned photo.
 coarse: [S, S, 3] float render of the lit coarse (3DMM) albedo, on black.
 fine: [S, S, 3] float render of the lit fine (GCN) albedo, on black.
 shape: [S, S, 3] float gray shaded geometry, on black.
-mask: [S, S] float32 in {0, 1}, render coverage.
+mask: [S, S] float32 in {0, 1}, the pixels the reconstruction replaces: render coverage
+  minus the estimated occluders.
 """
 
 
@@ -78,8 +80,9 @@ def feather_alpha(mask: np.ndarray, radius: float = DEFAULT_FEATHER) -> np.ndarr
   inside = (mask.astype(np.float32) > 0.5).astype(np.uint8)
   if radius == 0:
     return inside.astype(np.float32)
-  # Replicate the border: the crop's edge itself is not an edge of the face.
-  padded = cv2.copyMakeBorder(inside, 1, 1, 1, 1, cv2.BORDER_REPLICATE)
+  # Outside the crop counts as outside: a render cut by the crop's edge fades out there
+  # instead of ending in a straight seam.
+  padded = cv2.copyMakeBorder(inside, 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0)
   distance = cv2.distanceTransform(padded, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)[1:-1, 1:-1]
   t = np.clip(distance / (radius + 1.0), 0.0, 1.0)
   return (t * t * (3.0 - 2.0 * t)).astype(np.float32)
@@ -135,6 +138,28 @@ def paste_back(photo: np.ndarray, render: np.ndarray, mask: np.ndarray, transfor
                                       inverse=cv2.invertAffineTransform(matrix),
                                       source_shape=(int(y1 - y0), int(x1 - x0)))
   out[y0:y1, x0:x1] = paste_onto(photo[y0:y1, x0:x1], rgba, roi_transform)
+  return out
+
+
+def paste_faces(photo: np.ndarray, faces: Sequence[AlignedRenders],
+                transforms: Sequence[AlignTransform],
+                feather: float = DEFAULT_FEATHER) -> np.ndarray:
+  """Every face's fine render pasted onto one copy of the photo (`paste_back` in turn).
+
+  Args:
+    photo: [H, W, 3] uint8 RGB.
+    faces: the faces' aligned panels (their `fine` render and replaced-pixel `mask`).
+    transforms: each face's alignment to `photo`.
+    feather: see `paste_back`.
+
+  Returns:
+    [H, W, 3] uint8: the photo with all faces replaced (occluders kept in front).
+  """
+  if len(faces) != len(transforms):
+    raise ValueError(f"{len(faces)} faces but {len(transforms)} transforms")
+  out = as_rgb_uint8(photo, "photo")
+  for renders, transform in zip(faces, transforms):
+    out = paste_back(out, renders.fine, renders.mask, transform, feather=feather)
   return out
 
 

@@ -38,6 +38,10 @@ class FaceResult:
     renders: the aligned panels (crop, coarse, fine, shape, coverage).
     figures: losses and quality figures by name.
     extra: run facts stored under the report's ``"extra"`` (faces in the photo, seconds).
+    pixels: [V, 2] aligned-crop positions of the posed vertices, or None.
+    irradiance: [V, 3] fitted irradiance at the vertices, or None.
+    photo_trust: [V] in [0, 1], how much the photo decides each vertex's albedo, or None.
+      With all three the UV texture carries the photo's full-resolution detail.
   """
   name: str
   model: MorphableModel
@@ -53,6 +57,9 @@ class FaceResult:
   renders: overlay.AlignedRenders
   figures: Dict[str, float]
   extra: Dict[str, Any] = dataclasses.field(default_factory=dict)
+  pixels: Optional[np.ndarray] = None
+  irradiance: Optional[np.ndarray] = None
+  photo_trust: Optional[np.ndarray] = None
 
   def report(self, flags: Any = None) -> Dict[str, Any]:
     """The face's JSON report (`report.face_report`)."""
@@ -83,7 +90,8 @@ class FaceResult:
         fine_albedo=self.fine_albedo, coarse_albedo=self.coarse_albedo,
         lit_colors=self.lit_colors, visibility=self.visibility, photo=self.photo,
         transform=self.face.aligned.transform, renders=self.renders,
-        report=self.report(flags), formats=formats, texture_size=texture_size)
+        report=self.report(flags), formats=formats, texture_size=texture_size,
+        pixels=self.pixels, irradiance=self.irradiance, photo_trust=self.photo_trust)
 
 
 __all__ = ["FaceResult"]

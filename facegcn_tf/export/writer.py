@@ -47,6 +47,7 @@ import numpy as np
 
 from facegcn_tf.data.alignment import AlignTransform
 from facegcn_tf import atomic
+from facegcn_tf.export import detail_texture
 from facegcn_tf.export import invisible_fill
 from facegcn_tf.export import mesh_io
 from facegcn_tf.export import overlay
@@ -170,7 +171,8 @@ def export_face(output_dir: PathLike, name: str, model: MorphableModel, *,
                 formats: Sequence[str] = DEFAULT_FORMATS,
                 texture_size: int = uv_texture.DEFAULT_SIZE, units: str = mesh_io.DEFAULT_UNITS,
                 fill_rings: int = invisible_fill.DEFAULT_RINGS,
-                feather: float = overlay.DEFAULT_FEATHER) -> List[str]:
+                feather: float = overlay.DEFAULT_FEATHER,
+                pixels=None, irradiance=None, photo_trust=None) -> List[str]:
   """Writes one face's files (see the module docstring for the file set).
 
   Args:
@@ -194,6 +196,10 @@ def export_face(output_dir: PathLike, name: str, model: MorphableModel, *,
     units: OBJ/PLY length unit (GLB is always metres).
     fill_rings: blend width of the unseen-part fill, in mesh edges.
     feather: overlay edge feather, in aligned pixels.
+    pixels, irradiance, photo_trust: [V, 2] aligned-crop positions of the posed vertices,
+      [V, 3] fitted irradiance and [V] photo trust (`refinement.direct_albedo`): with them
+      and `photo` / `transform`, the fine UV texture carries the photo's full-resolution
+      detail where the photo is trusted (`detail_texture`).
 
   Returns:
     The written paths (strings), in writing order; the JSON, if any, is last.
@@ -230,19 +236,30 @@ def export_face(output_dir: PathLike, name: str, model: MorphableModel, *,
   path = lambda suffix: paths[f"{name}{suffix}"]  # noqa: E731
   written: List[pathlib.Path] = []
 
-  # Textures: every colour set in one UV rasterization.
+  # Textures: every colour set (and the detail layer's inputs) in one UV rasterization.
   layers = {}
   if {"obj", "glb", "png"} & set(formats):
     layers["fine"] = albedo
+    if all(v is not None for v in (pixels, irradiance, photo_trust, photo, transform)):
+      layers["detail"] = np.concatenate(
+          [_per_vertex(pixels, num, "pixels", channels=2),
+           _per_vertex(irradiance, num, "irradiance"),
+           _per_vertex(photo_trust, num, "photo_trust", channels=None)[:, None]], axis=1)
   if "png" in formats:
     layers["coarse"] = coarse
     layers["lit"] = lit
   textures = {}
   if layers:
     stacked = np.concatenate(list(layers.values()), axis=1)
-    baked = uv_texture.bake_model_texture(model, stacked, texture_size).image
-    for i, key in enumerate(layers):
-      textures[key] = uv_texture.to_uint8(baked[..., 3 * i:3 * i + 3])
+    baked = uv_texture.bake_model_texture(model, stacked, texture_size)
+    bounds = np.cumsum([0] + [layer.shape[1] for layer in layers.values()])
+    channels = {key: baked.image[..., bounds[i]:bounds[i + 1]] for i, key in enumerate(layers)}
+    if "detail" in channels:
+      inputs = channels.pop("detail")
+      detail = detail_texture.detail_albedo(photo, transform, inputs[..., :2], inputs[..., 2:5])
+      channels["fine"] = detail_texture.blend_detail(channels["fine"], detail, inputs[..., 5],
+                                                     baked.coverage)
+    textures = {key: uv_texture.to_uint8(value) for key, value in channels.items()}
 
   normals = mesh_io.vertex_normals(shape_dm, model.triangles)
   if "obj" in formats or "png" in formats:

@@ -18,7 +18,11 @@ whose rendering best explains the photo under Deep3DFace's losses
 4. **Stage "photometric"**: everything, with the photometric, landmark,
    regulariser, reflectance and gamma losses (plus the identity loss when an
    identity encoder is given), rendered at `FitConfig.photo_size` (112 px by
-   default: a quarter of the pixels).
+   default: a quarter of the pixels). With `FitConfig.occlusion` set, the stage
+   alternates with an outlier segmentation: at each `occlusion_at` fraction of its
+   steps the pixels the model cannot explain are segmented as occluders
+   (`fitting.occlusion`, FOCUS-style) and leave the photometric loss for the rest of
+   the fit; the segmentation is redone on the final fit (`FitResult.occlusion`).
 5. **Stage "refine"** (off by default): the same at the renderer's own
    resolution.
 
@@ -45,6 +49,7 @@ import numpy as np
 import tensorflow as tf
 
 from facegcn_tf.fitting import losses
+from facegcn_tf.fitting import occlusion as occlusion_lib
 from facegcn_tf.fitting import pose_init
 from facegcn_tf.fitting.adam import adam_update
 from facegcn_tf.morphable.model import COEFF_NAMES
@@ -102,6 +107,9 @@ class FitConfig:
       mean of its loss over the last `convergence_window` steps of the last
       stage differs by less than `convergence_tol` (relative) from the mean
       over the window before (`converged_flags`).
+    occlusion: occluder segmentation settings (`fitting.occlusion`), None for none.
+    occlusion_at: fractions of the photometric stage after which occluders are segmented
+      (again) and leave the photometric loss for the rest of the fit.
   """
   pose_steps: int = 100
   landmark_steps: int = 200
@@ -118,6 +126,8 @@ class FitConfig:
   init_ridge: float = 0.1
   convergence_window: int = 25
   convergence_tol: float = 1e-2
+  occlusion: Optional[occlusion_lib.OcclusionConfig] = occlusion_lib.OcclusionConfig()
+  occlusion_at: Tuple[float, ...] = (0.0, 0.5)
 
   def __post_init__(self):
     for name in ("pose_steps", "landmark_steps", "photo_steps", "refine_steps", "convergence_window"):
@@ -147,6 +157,12 @@ class FitConfig:
       raise ValueError("FitConfig.weights must be a LossWeights or None")
     if not isinstance(self.learning_rates, LearningRates):
       raise ValueError("FitConfig.learning_rates must be a LearningRates")
+    if self.occlusion is not None and not isinstance(self.occlusion,
+                                                     occlusion_lib.OcclusionConfig):
+      raise ValueError("FitConfig.occlusion must be an OcclusionConfig or None")
+    if not all(0.0 <= at < 1.0 for at in self.occlusion_at):
+      raise ValueError(f"FitConfig.occlusion_at must hold fractions in [0, 1), "
+                       f"got {self.occlusion_at!r}")
 
   def replace(self, **changes) -> "FitConfig":
     return dataclasses.replace(self, **changes)
@@ -174,6 +190,8 @@ class FitResult:
     history: stage name -> [steps, B] per-image objective at every step.
     converged: [B] bool (see `FitConfig.convergence_tol`).
     initial_pose: (angles [B, 3], trans [B, 3]) the pose the fit started from.
+    occlusion: [B, S, S] float32 in {0, 1}, the occluders segmented on the final fit
+      (zeros without `FitConfig.occlusion` or a photometric stage).
   """
   coeffs: tf.Tensor
   rendering: Rendering
@@ -181,6 +199,7 @@ class FitResult:
   history: Dict[str, np.ndarray]
   converged: np.ndarray
   initial_pose: Tuple[np.ndarray, np.ndarray]
+  occlusion: Optional[np.ndarray] = None
 
 
 def fit_weights(model) -> losses.LossWeights:
@@ -317,7 +336,7 @@ class Fitter:
     def stage_renderer(size):
       if base.image_size == size and base.camera == renderer.camera.resized(size):
         return base
-      return FaceRenderer(self.model, renderer.camera.resized(size))
+      return FaceRenderer(self.model, renderer.camera.resized(size), base.whole_mesh)
 
     self._stages = (
         _Stage("pose", config.pose_steps, None, _POSE),
@@ -328,6 +347,7 @@ class Fitter:
                stage_renderer(self.size) if config.refine_steps else None, COEFF_NAMES),
     )
     self._steps = {stage.name: self._make_step(stage) for stage in self._stages if stage.steps}
+    self._segment_renderer = stage_renderer(self.size)
 
   # ---- model pieces -------------------------------------------------------------------------
 
@@ -475,7 +495,22 @@ class Fitter:
     return (tf.where(usable_tex, tex, params["tex"]),
             tf.where(usable_gamma, gamma, params["gamma"]))
 
-  def __call__(self, images, landmarks68, face_mask, photo_features=None) -> FitResult:
+  def segment_occlusion(self, params: Dict[str, tf.Tensor], images: np.ndarray,
+                        face_mask: np.ndarray, landmarks68: np.ndarray,
+                        oval: Optional[np.ndarray] = None,
+                        rendering: Optional[Rendering] = None) -> np.ndarray:
+    """[B, S, S] occluders of the current fit (`fitting.occlusion.estimate_occlusion`).
+
+    `rendering`: the lit coarse render of `params` at S when already made.
+    """
+    if rendering is None:
+      rendering = self._segment_renderer.render(self.coefficients(params))
+    render = np.clip(rendering.image.numpy() * 255.0, 0.0, 255.0)
+    return occlusion_lib.estimate_occlusion(images, render, rendering.mask.numpy(), face_mask,
+                                            landmarks68, self.config.occlusion, oval)
+
+  def __call__(self, images, landmarks68, face_mask, photo_features=None,
+               oval=None) -> FitResult:
     """Fits a batch; see `fit` for the arguments."""
     images, landmarks68, face_mask = _check_inputs(images, landmarks68, face_mask, self.size)
     batch = images.shape[0]
@@ -500,27 +535,43 @@ class Fitter:
 
     history = {}
     lighting_done = False
+    occluded = np.zeros(face_mask.shape, np.float32)
+    segmented = config.occlusion is None   # segment once, in the first photometric stage
     for stage in self._stages:
       if not stage.steps:
         continue
       data = self._stage_data(stage, images_t, mask_t, landmarks_t, photo_features)
       if stage.renderer is not None and config.init_appearance and not lighting_done:
+        init_mask = data["mask"]
+        if config.occlusion is not None:
+          # Skin only: dark sunglasses over the eyes must not become a dark eye region.
+          features = np.stack([occlusion_lib.feature_polygons_mask(points, face_mask.shape[1:])
+                               for points in landmarks68]).astype(np.float32)
+          init_mask = self._stage_data(stage, images_t, mask_t * (1.0 - features), landmarks_t,
+                                       None)["mask"]
         params["tex"], params["gamma"] = self.initial_appearance(
-            params, stage.renderer, data["images"], data["mask"])
+            params, stage.renderer, data["images"], init_mask)
         lighting_done = True
+      splits = ({int(round(at * stage.steps)) for at in config.occlusion_at}
+                if stage.renderer is not None and not segmented else set())
       step = self._steps[stage.name]
       m = {name: tf.zeros_like(params[name]) for name in stage.trainable}
       v = {name: tf.zeros_like(params[name]) for name in stage.trainable}
       record = []
       for i in range(stage.steps):
+        if i in splits:
+          occluded = self.segment_occlusion(params, images, face_mask, landmarks68, oval)
+          mask_t = tf.constant(face_mask * (1.0 - occluded))
+          data = self._stage_data(stage, images_t, mask_t, landmarks_t, photo_features)
         scale = lr_scale(i, stage.steps, config.final_lr_fraction, config.decay_fraction)
         params, m, v, per_image = step(params, m, v, tf.constant(i + 1.0),
                                        tf.constant(scale, tf.float32), data)
         record.append(per_image)
       history[stage.name] = np.stack([r.numpy() for r in record])
+      segmented = segmented or bool(splits)
 
     coeffs = self.coefficients(params)
-    final_data = {"landmarks": landmarks_t, "images": images_t, "mask": mask_t}
+    final_data = {"landmarks": landmarks_t, "images": images_t, "mask": mask_t}  # inliers
     if photo_features is not None:
       final_data["photo_features"] = photo_features
     terms, rendering = self.loss_terms(params, final_data, self.renderer)
@@ -529,13 +580,15 @@ class Fitter:
     last = [h for h in history.values()]
     converged = (converged_flags(last[-1], config.convergence_window, config.convergence_tol)
                  if last else np.zeros([batch], bool))
+    if segmented and config.occlusion is not None:   # again, on the final fit
+      occluded = self.segment_occlusion(params, images, face_mask, landmarks68, oval, rendering)
     return FitResult(coeffs=coeffs, rendering=rendering, losses=final, history=history,
-                     converged=converged, initial_pose=(angles, trans))
+                     converged=converged, initial_pose=(angles, trans), occlusion=occluded)
 
 
 def fit(renderer: FaceRenderer, images, landmarks68, face_mask, identity_encoder=None,
         config: FitConfig = FitConfig(), fit_renderer: Optional[FaceRenderer] = None,
-        photo_features=None) -> FitResult:
+        photo_features=None, oval=None) -> FitResult:
   """Fits the coarse 3DMM to aligned photos by analysis-by-synthesis.
 
   Args:
@@ -552,6 +605,8 @@ def fit(renderer: FaceRenderer, images, landmarks68, face_mask, identity_encoder
       coefficient layout to optimise on (see the module docstring).
     photo_features: optional [B, D] identity features of `images` (computed with
       `identity_encoder` when None).
+    oval: optional [B, S, S] face region judged by the photo's skin-colour model
+      (`FaceMasks.region`): its non-skin pieces count as occluders too.
 
   Returns:
     A `FitResult`.
@@ -560,4 +615,4 @@ def fit(renderer: FaceRenderer, images, landmarks68, face_mask, identity_encoder
     ValueError: malformed inputs (shapes, ranges, NaN) or incompatible renderers.
   """
   return Fitter(renderer, identity_encoder, config, fit_renderer)(images, landmarks68, face_mask,
-                                                                 photo_features)
+                                                                 photo_features, oval)

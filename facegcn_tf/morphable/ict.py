@@ -22,6 +22,9 @@ What :func:`load_ict` does to it:
   new vertices are edge midpoints appended after them; every basis, the
   albedo model and the UVs (per UV edge, so seams stay seams) are carried
   linearly;
+* face region: the file's narrow inner face (its first ``narrow_face_quad_count`` quads,
+  forehead to chin and cheek to cheek, no ears, neck or scalp) is what is fitted, rendered
+  and composited (``MorphableModel.face_region``); the rest stays in the mesh for export;
 * skin mask (``morphable.regions``) and left/right pairs
   (``morphable.symmetry``) are computed on the final mesh.
 """
@@ -60,7 +63,14 @@ def _read_npz(path) -> dict:
     missing = [k for k in _KEYS if k not in data.files]
     if missing:
       raise ValueError(f"{path}: not an ICT face-area model file (missing keys {missing})")
-    return {k: data[k] for k in _KEYS}
+    out = {k: data[k] for k in _KEYS}
+    quads = len(out["quads"])
+    out["narrow_quads"] = (int(data["narrow_face_quad_count"])
+                           if "narrow_face_quad_count" in data.files else quads)
+    if not 0 < out["narrow_quads"] <= quads:
+      raise ValueError(f"{path}: narrow_face_quad_count {out['narrow_quads']} is not in "
+                       f"[1, {quads}]")
+    return out
 
 
 def load_ict(path: Optional[Union[str, os.PathLike]] = None, subdivide: bool = True,
@@ -95,6 +105,8 @@ def load_ict(path: Optional[Union[str, os.PathLike]] = None, subdivide: bool = T
   split = subdivision.shorter_diagonal_is_02(quads, neutral)
   triangles = subdivision.quads_to_triangles(quads, split)
   triangle_uv = subdivision.quads_to_triangles(quad_uv, split)
+  # quads_to_triangles keeps quad q's two triangles at 2q, 2q + 1.
+  face_region = np.arange(len(triangles)) < 2 * raw["narrow_quads"]
   if not normals_lib.faces_viewer(neutral, triangles):
     triangles, triangle_uv = triangles[:, [0, 2, 1]], triangle_uv[:, [0, 2, 1]]
   neutral -= normals_lib.surface_centroid(neutral, triangles)
@@ -104,6 +116,7 @@ def load_ict(path: Optional[Union[str, os.PathLike]] = None, subdivide: bool = T
 
   if subdivide:
     triangles, edges = subdivision.midpoint_subdivide(triangles, num)
+    face_region = np.repeat(face_region, 4)   # triangle t's children are 4t .. 4t + 3
     neutral = subdivision.interpolate_midpoints(neutral, edges)
     id_basis = subdivision.interpolate_midpoints(id_basis, edges, axis=1)
     exp_basis = subdivision.interpolate_midpoints(exp_basis, edges, axis=1)
@@ -129,4 +142,5 @@ def load_ict(path: Optional[Union[str, os.PathLike]] = None, subdivide: bool = T
       symmetry_pairs=pairs,
       layout=CoeffLayout(id_basis.shape[0], exp_basis.shape[0], n_tex),
       exp_names=tuple(str(n) for n in raw["exp_names"]),
+      face_region=face_region,
   )

@@ -129,6 +129,9 @@ class MorphableModel:
     symmetry_pairs: ``[P, 2]`` int32 (left = +x, right = -x) vertex pairs.
     layout: the coefficient layout (``n_id = K_id`` etc.).
     exp_names: names of the expression modes (may be empty).
+    face_region: ``[F]`` bool, the triangles of the inner face (forehead to chin, cheek to
+      cheek: no ears, neck or scalp) that are fitted, rendered and composited; None: every
+      triangle (BFM's front face is already that region).
   """
   name: str
   mean_shape: np.ndarray
@@ -144,6 +147,7 @@ class MorphableModel:
   symmetry_pairs: np.ndarray
   layout: CoeffLayout
   exp_names: tuple = ()
+  face_region: Optional[np.ndarray] = None
 
   def __post_init__(self):
     setattr_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731
@@ -155,6 +159,9 @@ class MorphableModel:
                              ("symmetry_pairs", np.int32, 2)):
       setattr_(key, _frozen(getattr(self, key), dtype, key, ndim))
     setattr_("exp_names", tuple(str(n) for n in self.exp_names))
+    region = (np.ones([len(self.triangles)], bool) if self.face_region is None
+              else self.face_region)
+    setattr_("face_region", _frozen(region, bool, "face_region", 1))
     if not isinstance(self.layout, CoeffLayout):
       raise ValueError(f"MorphableModel.layout must be a CoeffLayout, got {self.layout!r}")
     self._validate()
@@ -179,6 +186,8 @@ class MorphableModel:
         (self.skin_mask.shape == (v,), f"skin_mask {self.skin_mask.shape} is not [{v}]"),
         (self.symmetry_pairs.shape[1:] == (2,),
          f"symmetry_pairs {self.symmetry_pairs.shape} is not [P, 2]"),
+        (self.face_region.shape == (f,) and self.face_region.any(),
+         f"face_region {self.face_region.shape} is not [{f}] with at least one triangle"),
         (len(self.exp_names) in (0, self.layout.n_exp),
          f"exp_names has {len(self.exp_names)} names for {self.layout.n_exp} expression modes"),
     ]
@@ -210,6 +219,19 @@ class MorphableModel:
   @property
   def num_triangles(self) -> int:
     return int(self.triangles.shape[0])
+
+  @property
+  def region_triangles(self) -> np.ndarray:
+    """``[F', 3]`` int32: the triangles of ``face_region``."""
+    return self.triangles[self.face_region]
+
+  @functools.cached_property
+  def region_vertex_mask(self) -> np.ndarray:
+    """``[V]`` bool read-only: vertices of the face region's triangles."""
+    out = np.zeros([self.num_vertices], bool)
+    out[self.region_triangles.reshape(-1)] = True
+    out.setflags(write=False)
+    return out
 
   @functools.cached_property
   def template5(self) -> np.ndarray:

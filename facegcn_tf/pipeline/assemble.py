@@ -15,6 +15,7 @@ from facegcn_tf.export import evaluation, overlay
 from facegcn_tf.export.result import FaceResult
 from facegcn_tf.pipeline.factory import Components
 from facegcn_tf.pipeline.stages import CoarseFit, FaceBatch, Refinement
+from facegcn_tf.render import lighting
 from facegcn_tf.render import shape_shading
 from facegcn_tf.render.renderer import FaceRenderer
 
@@ -33,6 +34,9 @@ def aligned_renders(components: Components, coarse: CoarseFit, refinement: Refin
     coarse: the batch's coarse stage (its raster is reused).
     refinement: the batch's refinement (its fine render is reused).
     crops: [B, S, S, 3] the aligned photos (uint8 or 0..255 floats).
+
+  Their `mask` is the pixels a reconstruction replaces: the rendered face minus what the
+  coarse stage found occluded (glasses, hair, hands stay in front in overlays).
   """
   rendering = coarse.rendering
   shaded = shape_shading.shape_render(components.renderer, coarse.coeffs,
@@ -40,6 +44,8 @@ def aligned_renders(components: Components, coarse: CoarseFit, refinement: Refin
   coarse_images = _unit_images(rendering.image)
   shape_images = _unit_images(shaded.image)
   coverage = rendering.mask.numpy().astype(np.float32)
+  if coarse.occlusion is not None:   # occluders stay in front of the face
+    coverage = coverage * (1.0 - coarse.occlusion)
   return [overlay.AlignedRenders(crop=np.clip(np.rint(crops[i]), 0, 255).astype(np.uint8),
                                  coarse=coarse_images[i], fine=refinement.render[i],
                                  shape=shape_images[i], mask=coverage[i])
@@ -86,11 +92,17 @@ def face_results(components: Components, faces: Sequence[PreparedFace], names: S
   per_batch = dict(coarse.figures)
   per_batch.update(refinement.figures)
   per_batch.update(_identity_figures(components, renders, batch.features))
-  shapes = coarse.rendering.geometry.shape.numpy()
+  geometry = coarse.rendering.geometry
+  shapes = geometry.shape.numpy()
+  pixels = geometry.pixels.numpy()
+  irradiance = lighting.irradiance(geometry.normals,
+                                   components.renderer.split(coarse.coeffs)["gamma"]).numpy()
   coeffs = coarse.coeffs.numpy()
   albedo = coarse.albedo.numpy()
-  visibility = coarse.visibility.numpy()
-  occlusion = getattr(coarse, "occlusion", None)  # [B, S, S] when the fitter estimates it
+  # What the photo decided (seen and unoccluded); the writer fills the rest the same way.
+  visibility = (coarse.visibility.numpy() if refinement.trusted is None
+                else (refinement.trusted > 0.5).astype(np.float32))
+  occlusion = coarse.occlusion  # [B, S, S] when the fitter estimates it
   results = []
   for i, face in enumerate(faces):
     figures = {k: float(v[i]) for k, v in per_batch.items()}
@@ -103,7 +115,9 @@ def face_results(components: Components, faces: Sequence[PreparedFace], names: S
         shape=shapes[i], coarse_albedo=albedo[i], fine_albedo=refinement.fine_albedo[i],
         lit_colors=refinement.lit_colors[i], visibility=visibility[i],
         landmarks=coarse.landmarks[i], renders=renders[i], figures=figures,
-        extra=dict(extras[i])))
+        extra=dict(extras[i], refinement=dict(refinement.method)), pixels=pixels[i],
+        irradiance=irradiance[i],
+        photo_trust=None if refinement.trusted is None else refinement.trusted[i]))
   return results
 
 

@@ -30,6 +30,8 @@ import tensorflow as tf
 
 from facegcn_tf.data.dataset import IMAGE_EXTENSIONS
 from facegcn_tf.errors import FaceGCNError
+from facegcn_tf import atomic
+from facegcn_tf.export import overlay
 from facegcn_tf.export import writer
 from facegcn_tf.export.result import FaceResult
 from facegcn_tf.pipeline import claims as claims_lib
@@ -253,6 +255,7 @@ class _Pending:
   name: str           # the face's output name
   photo_name: str     # the photo's output name (its claim)
   start: float
+  renders: Optional[overlay.AlignedRenders] = None   # once reconstructed
 
 
 def _reconstruct_isolating_failures(reconstructor: Reconstructor, batch: List[_Pending],
@@ -342,6 +345,8 @@ def run(inputs: Sequence[pathlib.Path], output_dir: pathlib.Path, reconstructor:
   held = _Claims(output_dir)
   bar = Progress(len(inputs), enabled=progress)
   faces_left: Dict[str, int] = {}
+  # --all_faces: each photo's finished faces, for its one whole-photo overlay.
+  photo_faces: Dict[str, list] = {}
 
   def done_already(name: str) -> bool:
     if settings.overwrite:
@@ -361,8 +366,25 @@ def run(inputs: Sequence[pathlib.Path], output_dir: pathlib.Path, reconstructor:
     held.settle(item.photo_name)
     bar.face(ok)
     faces_left[item.photo_name] -= 1
+    if ok and settings.all_faces and "png" in settings.formats:
+      photo_faces.setdefault(item.photo_name, []).append(item)
     if faces_left[item.photo_name] == 0:
+      _write_photo_overlay(item.photo_name, photo_faces.pop(item.photo_name, []))
       bar.photo_settled()
+
+  def _write_photo_overlay(name: str, faces):
+    """NAME_overlay.png: the whole photo with every face that was reconstructed."""
+    if not faces:
+      return
+    photo = faces[0].photo.photo
+    pasted = overlay.paste_faces(photo, [f.renders for f in faces],
+                                 [f.photo.faces[f.index].aligned.transform for f in faces])
+    try:
+      atomic.write_image(output_dir / f"{name}_overlay.png", pasted)
+    except OSError as err:
+      if err.errno in _OUTPUT_ERRNOS:
+        raise _output_error(f"{name}'s overlay to", output_dir, err) from None
+      summary.failed.append((f"{name}_overlay.png", _one_line(err)))
 
   def flush():
     batch = list(pending)
@@ -375,6 +397,7 @@ def run(inputs: Sequence[pathlib.Path], output_dir: pathlib.Path, reconstructor:
     for item, result in results:
       bar.stage([item.name], "export")
       result.extra["seconds"] = round(time.perf_counter() - item.start, 3)
+      item.renders = result.renders
       try:
         result.save(output_dir, settings.formats, settings.texture_size, flags=flags)
         summary.done.append((item.name, time.perf_counter() - item.start))

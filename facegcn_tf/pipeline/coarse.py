@@ -4,7 +4,8 @@ import numpy as np
 import tensorflow as tf
 
 from facegcn_tf import metrics
-from facegcn_tf.fitting.fitter import FitConfig, fit
+from facegcn_tf.morphable import albedo as albedo_lib
+from facegcn_tf.fitting.fitter import FitConfig, Fitter
 from facegcn_tf.pipeline.factory import Components
 from facegcn_tf.pipeline.stages import CoarseFit, FaceBatch
 
@@ -13,8 +14,9 @@ def coarse_fit(components: Components, batch: FaceBatch, fit_config: FitConfig) 
   """Coefficients of B faces and their coarse render on the texture mesh.
 
   With an R-Net the coefficients are its prediction; otherwise analysis-by-synthesis
-  fitting (`fitting.fitter`) finds them, on `components.fit_renderer`'s coarser mesh where
-  there is one, and its final render on the texture mesh is kept.
+  fitting (`components.fitter`, traced once per run) finds them, on
+  `components.fit_renderer`'s coarser mesh where there is one, segments the occluders it
+  cannot explain, and its final render on the texture mesh is kept.
 
   Args:
     components: the run's models.
@@ -25,22 +27,39 @@ def coarse_fit(components: Components, batch: FaceBatch, fit_config: FitConfig) 
     A `CoarseFit`; its `rendering` is the one rasterization of the fitted faces.
   """
   renderer = components.renderer
+  occlusion = None
   if components.rnet is not None:
     coeffs = tf.convert_to_tensor(components.rnet(tf.constant(batch.images)), tf.float32)
     rendering = renderer.render(coeffs)
     figures = {}
   else:
-    fitted = fit(renderer, batch.images, batch.landmarks, batch.face_mask, components.identity,
-                 fit_config, fit_renderer=components.fit_renderer,
-                 photo_features=batch.features)
-    coeffs, rendering = fitted.coeffs, fitted.rendering
+    fitter = components.fitter
+    if fitter is None or fitter.config != fit_config:
+      fitter = Fitter(renderer, fitter.encoder if fitter is not None else components.identity,
+                      fit_config, fit_renderer=components.fit_renderer)
+    fitted = fitter(batch.images, batch.landmarks, batch.face_mask,
+                    photo_features=batch.features, oval=batch.oval)
+    coeffs, rendering, occlusion = fitted.coeffs, fitted.rendering, fitted.occlusion
     figures = {f"fit_{k}": np.asarray(v) for k, v in fitted.losses.items()}
   geometry = rendering.geometry
   projected = renderer.landmarks(geometry).numpy()
   figures["landmark_nme"] = metrics.landmark_nme(projected, batch.landmarks)
-  return CoarseFit(coeffs=coeffs, rendering=rendering, albedo=renderer.albedo(coeffs),
+  albedo = renderer.albedo(coeffs)
+  if batch.grayscale.any():
+    # A grey photo says nothing about colour: grey albedo, white light (each SH band's
+    # channels averaged); the one render is recoloured on its raster.
+    gray = tf.constant(batch.grayscale)[:, None]
+    albedo = tf.where(gray[..., None], albedo_lib.to_gray(albedo), albedo)
+    gamma = renderer.split(coeffs)["gamma"]
+    white = tf.tile(tf.reduce_mean(tf.reshape(gamma, [-1, 3, 9]), axis=1), [1, 3])
+    layout = renderer.layout.slices()["gamma"]
+    coeffs = tf.concat([coeffs[:, :layout.start], tf.where(gray, white, gamma),
+                        coeffs[:, layout.stop:]], axis=1)
+    rendering = renderer.render(coeffs, vertex_colors=albedo, geometry=geometry,
+                                raster=rendering.raster)
+  return CoarseFit(coeffs=coeffs, rendering=rendering, albedo=albedo,
                    visibility=renderer.visibility(geometry, rendering.raster),
-                   landmarks=projected, figures=figures)
+                   landmarks=projected, figures=figures, occlusion=occlusion)
 
 
 __all__ = ["coarse_fit"]

@@ -85,7 +85,7 @@ class Reconstructor:
     report("fit")
     coarse = coarse_fit(self.components, batch, self.settings.fit_config)
     report("refine")
-    refinement = refine(self.components, batch, coarse)
+    refinement = refine(self.components, batch, coarse, self.settings.albedo_source)
     report("assemble")
     return assemble.face_results(self.components, faces, names, [p.photo for p in photos],
                                  batch, coarse, refinement, extras or [{} for _ in faces])

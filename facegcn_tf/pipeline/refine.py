@@ -1,36 +1,147 @@
-"""The refinement stage: the fine albedo of a batch from its coarse fit."""
+"""The texture stage: the fine albedo of a batch from its coarse fit.
+
+1. Where the photo shows the face (seen, unoccluded, facing the camera), the albedo is the
+   photo's colour with the fitted shading divided out, solved directly
+   (`refinement.direct_albedo`): no gradient steps blur what T_p already holds.
+2. The GCN (per-image refinement, or a trained generator) runs when the run asks for it,
+   on the photo's unoccluded pixels only. Its output is what the photo does not decide:
+   the occluded and unseen parts, and the ramps into them.
+3. Vertices the photo did not decide take their mirror vertex's colour where that was
+   decided, else the GCN's (or, without a GCN, the coarse 3DMM's) albedo, blended over a
+   few mesh rings (`export.invisible_fill`).
+4. A grey-level photo gives a grey albedo.
+"""
+
+from typing import Any, Dict
 
 import numpy as np
+import tensorflow as tf
 
+from facegcn_tf.export import invisible_fill
+from facegcn_tf.morphable import albedo as albedo_lib
 from facegcn_tf.pipeline.factory import Components
 from facegcn_tf.pipeline.stages import CoarseFit, FaceBatch, Refinement
+from facegcn_tf.refinement import direct_albedo
+from facegcn_tf.refinement import feed_forward
 
 
-def refine(components: Components, batch: FaceBatch, coarse: CoarseFit) -> Refinement:
-  """GCN refinement of B faces on the coarse stage's geometry, raster and visibility.
+def photo_trust(components: Components, batch: FaceBatch, coarse: CoarseFit) -> tf.Tensor:
+  """[B, V] weight of the photo's colour per vertex (`direct_albedo.trust_weights`): seen,
+  inside the photo, not occluded, facing the camera."""
+  renderer = components.renderer
+  geometry = coarse.rendering.geometry
+  pixels = geometry.pixels
+  occluded = (direct_albedo.vertex_occlusion(coarse.occlusion, pixels)
+              if coarse.occlusion is not None else tf.zeros(pixels.shape[:2]))
+  inside = direct_albedo.vertex_occlusion(batch.valid, pixels)
+  to_camera = tf.math.l2_normalize(
+      tf.constant([0.0, 0.0, renderer.camera.distance]) - geometry.vertices, axis=-1)
+  cos_view = tf.reduce_sum(geometry.normals * to_camera, axis=-1)
+  weight = direct_albedo.trust_weights(coarse.visibility, occluded, cos_view)
+  return weight * tf.cast(inside > 0.99, tf.float32)
 
-  Without a refiner the coarse albedo is the fine one (and its render the coarse render).
 
-  Returns:
-    A `Refinement`; figures are the refiner's, prefixed "refine_" (and "refine_seconds",
-    its wall time per face).
-  """
+def _gcn_albedo(components: Components, batch: FaceBatch, coarse: CoarseFit):
+  """The GCN's albedo [B, V, 3] on the unoccluded pixels, and its figures."""
   rendering = coarse.rendering
-  if components.refiner is None:
-    lit = np.clip(rendering.colors.numpy(), 0.0, 1.0)
-    render = np.clip(rendering.image.numpy(), 0.0, 1.0)
-    return Refinement(fine_albedo=coarse.albedo.numpy(), lit_colors=lit, render=render,
-                      figures={})
-  result = components.refiner(batch.images, coarse.coeffs, batch.face_mask,
-                              features=batch.features, geometry=rendering.geometry,
-                              raster=rendering.raster, visibility=coarse.visibility)
+  mask = batch.face_mask
+  if coarse.occlusion is not None:
+    mask = mask * (1.0 - coarse.occlusion)
+  seen = tf.cast(coarse.visibility, tf.float32)
+  if coarse.occlusion is not None:   # occluded vertices give the GCN no T_p either
+    occluded = direct_albedo.vertex_occlusion(coarse.occlusion, rendering.geometry.pixels)
+    seen = seen * tf.cast(occluded < 0.5, tf.float32)
+  refiner = components.refiner
+  # The photo's features are the pipeline encoder's; a generator trained on another
+  # encoder's (FaceNet) computes its own from the crops.
+  features = batch.features if refiner.encoder is components.identity else None
+  result = refiner(batch.images, coarse.coeffs, mask, features=features,
+                   geometry=rendering.geometry, raster=rendering.raster, visibility=seen)
   count = result.fine_albedo.shape[0]
   figures = {f"refine_{k}": np.asarray(v) for k, v in result.figures.items()}
   figures["refine_seconds"] = np.full([count], result.seconds / max(count, 1))
-  return Refinement(fine_albedo=np.clip(result.fine_albedo, 0.0, 1.0).astype(np.float32),
-                    lit_colors=result.lit_colors.astype(np.float32),
-                    render=np.clip(result.render, 0.0, 1.0).astype(np.float32),
-                    figures=figures)
+  return np.clip(result.fine_albedo, 0.0, 1.0).astype(np.float32), figures
 
 
-__all__ = ["refine"]
+def refine(components: Components, batch: FaceBatch, coarse: CoarseFit,
+           albedo_source: str = "photo") -> Refinement:
+  """The fine albedo of B faces on the coarse stage's geometry, raster and visibility.
+
+  Args:
+    components, batch, coarse: the run's models, the faces and their coarse stage.
+    albedo_source: "photo" (default): the photo's albedo where it is trusted, the GCN's
+      (else the coarse one) elsewhere, as the module docstring says; "gcn": the GCN's
+      output everywhere, the paper's T' (needs a refiner).
+
+  Returns:
+    A `Refinement`; figures are the GCN's, prefixed "refine_" (and "refine_seconds", its
+    wall time per face), when it ran; `method` says how the texture was made (`method`).
+  """
+  if albedo_source not in ALBEDO_SOURCES:
+    raise ValueError(f"albedo_source must be one of {ALBEDO_SOURCES}, got {albedo_source!r}")
+  renderer = components.renderer
+  model = renderer.model
+  rendering = coarse.rendering
+  geometry = rendering.geometry
+  trust = photo_trust(components, batch, coarse)
+  fallback, figures = coarse.albedo, {}
+  if components.refiner is not None:
+    fallback, figures = _gcn_albedo(components, batch, coarse)
+  elif albedo_source == "gcn":
+    raise ValueError("albedo_source 'gcn' needs a GCN (refinement steps or a checkpoint)")
+  fallback = np.asarray(fallback, np.float32)
+  trust_np = trust.numpy()
+  if albedo_source == "gcn":   # the paper's T' everywhere; the writer fills the unseen
+    fine, trusted = fallback, None
+  else:
+    trusted = trust_np.astype(np.float32)
+    sampled, _ = renderer.sample_image(batch.images / 255.0, geometry, rendering.raster,
+                                       visibility=coarse.visibility)
+    gamma = renderer.split(coarse.coeffs)["gamma"]
+    solved = direct_albedo.direct_albedo(sampled, geometry.normals, gamma, trust,
+                                         fallback).numpy()
+    fine = np.stack([invisible_fill.fill_invisible(solved[i], trust_np[i] > 0.5,
+                                                   model.symmetry_pairs, fallback[i],
+                                                   model.triangles)
+                     for i in range(len(solved))])
+  if batch.grayscale.any():
+    gray = albedo_lib.to_gray(fine).numpy()
+    fine = np.where(batch.grayscale[:, None, None], gray, fine)
+  fine = np.clip(fine, 0.0, 1.0).astype(np.float32)
+  render = renderer.render(coarse.coeffs, vertex_colors=tf.constant(fine), geometry=geometry,
+                           raster=rendering.raster)
+  if trusted is not None:
+    figures["photo_trusted_fraction"] = (
+        trusted.sum(axis=1) / np.maximum(coarse.visibility.numpy().sum(axis=1), 1.0))
+  return Refinement(fine_albedo=fine,
+                    lit_colors=np.clip(render.colors.numpy(), 0.0, 1.0).astype(np.float32),
+                    render=np.clip(render.image.numpy(), 0.0, 1.0).astype(np.float32),
+                    figures=figures, trusted=trusted,
+                    method=method(components.refiner, albedo_source))
+
+
+def method(refiner, albedo_source: str = "photo") -> Dict[str, Any]:
+  """How the texture was made, for each face's JSON (``"refinement"``).
+
+  ``{"mode": "feed_forward" | "per_image" | "none", "steps": N, "albedo": "photo" | "gcn"}``,
+  plus the learning rate of per-image steps and the trained generator's path when there is
+  one. "albedo" says whether the photo decides the albedo where it shows the face
+  ("photo") or the GCN's output is used everywhere ("gcn").
+  """
+  if refiner is None:
+    out = {"mode": "none", "steps": 0}
+  elif isinstance(refiner, feed_forward.FeedForwardRefiner):
+    out = {"mode": "feed_forward", "steps": 0}
+  else:
+    out = {"mode": "per_image", "steps": int(refiner.config.steps),
+           "learning_rate": float(refiner.config.learning_rate)}
+  checkpoint = getattr(refiner, "checkpoint", None)
+  if checkpoint:
+    out["checkpoint"] = str(checkpoint)
+  out["albedo"] = albedo_source
+  return out
+
+
+ALBEDO_SOURCES = ("photo", "gcn")
+
+__all__ = ["ALBEDO_SOURCES", "method", "photo_trust", "refine"]

@@ -12,6 +12,7 @@ from typing import Optional
 
 import tensorflow as tf
 
+from facegcn_tf.morphable import albedo as albedo_lib
 from facegcn_tf.morphable.model import MorphableModel
 from facegcn_tf.render import geometry as geo
 from facegcn_tf.render import lighting
@@ -40,16 +41,27 @@ geometry: FaceGeometry; colors: [B, V, 3] the per-vertex colours that were rende
 class FaceRenderer:
   """Renders a morphable model from coefficients.
 
+  Only the model's face region (`MorphableModel.face_region`: the inner face, no ears,
+  neck or scalp) is rasterized, so renders, overlays and the photometric losses cover the
+  face alone; vertex normals use every triangle, so the region's border shades as it does
+  inside the whole mesh.
+
   Args:
     model: the face model (geometry in decimetres).
     camera: the pinhole camera (default: Deep3DFace's, 224 px).
+    whole_mesh: rasterize every triangle instead of the face region.
   """
 
-  def __init__(self, model: MorphableModel, camera: Optional[Camera] = None):
+  def __init__(self, model: MorphableModel, camera: Optional[Camera] = None,
+               whole_mesh: bool = False):
     self.model = model
     self.camera = camera or Camera()
     self.layout = model.layout
-    self.triangles = tf.constant(model.triangles, tf.int32)
+    self.whole_mesh = whole_mesh
+    # Rasterized (and interpolated) triangles: [F', 3].
+    self.triangles = tf.constant(model.triangles if whole_mesh else model.region_triangles,
+                                 tf.int32)
+    self._all_triangles = tf.constant(model.triangles, tf.int32)
     self._mean_shape = tf.constant(model.mean_shape)
     self._id_basis = tf.constant(model.id_basis)
     self._exp_basis = tf.constant(model.exp_basis)
@@ -77,17 +89,17 @@ class FaceRenderer:
     return geo.linear_combination(self._mean_shape, basis, ids_and_exp)
 
   def albedo(self, coeffs: tf.Tensor) -> tf.Tensor:
-    """[B, N] -> [B, V, 3] coarse albedo in [0, 1] (clipped)."""
+    """[B, N] -> [B, V, 3] coarse albedo in [0, 1], on skin hues (`albedo.to_skin_hues`)."""
     parts = self.split(coeffs)
     albedo = geo.linear_combination(self._mean_albedo, self._albedo_basis, parts["tex"])
-    return tf.clip_by_value(albedo, 0.0, 1.0)
+    return albedo_lib.to_skin_hues(tf.clip_by_value(albedo, 0.0, 1.0))
 
   def geometry(self, coeffs: tf.Tensor, shape: Optional[tf.Tensor] = None) -> FaceGeometry:
     """Poses the shape of `coeffs` (or a given model-space `shape` [B, V, 3])."""
     parts = self.split(coeffs)
     if shape is None:
       shape = self.shape(coeffs)
-    normals = geo.rotate(geo.vertex_normals(shape, self.triangles), parts["angles"])
+    normals = geo.rotate(geo.vertex_normals(shape, self._all_triangles), parts["angles"])
     vertices = geo.rigid_transform(shape, parts["angles"], parts["trans"])
     clip = self.camera.to_clip(vertices)
     return FaceGeometry(shape=shape, vertices=vertices, normals=normals, clip=clip,

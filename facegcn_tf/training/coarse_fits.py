@@ -1,10 +1,11 @@
 """Coarse 3DMM coefficients of every training record, fitted once and cached.
 
 The GCN texture training needs each photo's frozen coarse stage (shape, pose,
-lighting, coarse albedo). The paper takes it from a pre-trained R-Net; here it
-comes from the analysis-by-synthesis fitter (`fitting.fitter`), run ONCE per
-record by :func:`fit_records` (``scripts/fit_data.py``) and read back by the
-trainer with :func:`load_coarse_coeffs`.
+lighting, coarse albedo). The paper takes it from a pre-trained R-Net
+(:func:`regress_records`, ``scripts/fit_data.py --rnet_checkpoint``: a trained
+R-Net or Deep3DFace's ``FaceReconModel.pb``); by default it comes from the
+analysis-by-synthesis fitter (`fitting.fitter`, :func:`fit_records`). Either runs
+ONCE per record and the trainer reads the cache back with :func:`load_coarse_coeffs`.
 
 Cache layout: a folder (default ``<data folder>/coarse_<face model>``) with
 one ``<shard name>.npz`` per TFRecord shard, holding
@@ -17,8 +18,8 @@ face_model         str                the model's name (``MorphableModel.name``)
 layout             int [3]            (n_id, n_exp, n_tex) of the coefficients
 paths              str [N]            the records' ``source/path`` (the key)
 coeffs             float32 [N, C]     fitted coefficients (model layout)
-photo_loss         float32 [N]        final photometric loss of the fit
-landmark_loss      float32 [N]        final landmark loss of the fit
+photo_loss         float32 [N]        final photometric loss of the fit (NaN: regressed)
+landmark_loss      float32 [N]        final landmark loss of the fit (NaN: regressed)
 =================  =================  =========================================
 
 A shard's file is rewritten (atomically) after every fitted batch, so an
@@ -32,7 +33,7 @@ import glob
 import json
 import os
 import time
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -92,8 +93,12 @@ def read_cache_file(path: str, layout=None, face_model: Optional[str] = None) ->
   return arrays
 
 
-def _write_cache_file(path: str, face_model: str, layout, paths: List[str], coeffs: List[np.ndarray],
-                      photo: List[float], landmark: List[float]) -> None:
+def write_cache_file(path: str, face_model: str, layout, paths: List[str],
+                     coeffs: List[np.ndarray], photo: Optional[List[float]] = None,
+                     landmark: Optional[List[float]] = None) -> None:
+  """Writes one shard's cache file atomically (losses NaN where not given, e.g. regressed)."""
+  photo = [np.nan] * len(paths) if photo is None else photo
+  landmark = [np.nan] * len(paths) if landmark is None else landmark
   tmp = path + ".tmp.npz"
   np.savez(tmp, format=np.array(CACHE_FORMAT), face_model=np.array(face_model),
            layout=np.array(_layout_tuple(layout), np.int64), paths=np.array(paths, dtype=str),
@@ -121,6 +126,10 @@ def _record_batches(shard: str, batch_size: int, mask_key: str):
            batch["landmarks68"].numpy(), mask.numpy()[..., 0])
 
 
+CoarseFn = Callable[[np.ndarray, np.ndarray, np.ndarray],
+                    Tuple[np.ndarray, Optional[np.ndarray], Optional[np.ndarray]]]
+
+
 def fit_records(pattern: str, renderer, cache_dir: Optional[str] = None, batch_size: int = 8,
                 fit_config: fitter_lib.FitConfig = fitter_lib.FitConfig(),
                 fit_renderer=None, identity_encoder=None, mask_key: str = "skin_mask",
@@ -145,6 +154,51 @@ def fit_records(pattern: str, renderer, cache_dir: Optional[str] = None, batch_s
     FileNotFoundError: nothing matches ``pattern``.
     ValueError: bad arguments, or a cache file of another face model in the way.
   """
+  fitter = fitter_lib.Fitter(renderer, identity_encoder, fit_config, fit_renderer)
+
+  def coarse_fn(images, landmarks, masks):
+    result = fitter(images, landmarks, masks)
+    return result.coeffs.numpy(), result.losses["photo"], result.losses["landmark"]
+
+  return cache_records(pattern, coarse_fn, renderer.model.name, renderer.layout, cache_dir,
+                       batch_size, mask_key, progress)
+
+
+def regress_records(pattern: str, predictor, model, cache_dir: Optional[str] = None,
+                    batch_size: int = 8, progress: Optional[Callable[[int], None]] = None
+                    ) -> FitSummary:
+  """Coarse coefficients of every record by an R-Net's regression (the paper's frozen R-Net).
+
+  Same cache and resume rules as :func:`fit_records`; the fit losses are stored as NaN.
+
+  Args:
+    pattern: glob of ``prepare_data`` TFRecord shards.
+    predictor: aligned crops [B, 224, 224, 3] RGB 0..255 -> coefficients [B, C]
+      (`assets.loaders.load_rnet_predictor`).
+    model: the face model (its name and layout are recorded and checked).
+    cache_dir, batch_size, progress: as :func:`fit_records`.
+  """
+  def coarse_fn(images, landmarks, masks):
+    del landmarks, masks
+    return np.asarray(predictor(tf.constant(images, tf.float32))), None, None
+
+  return cache_records(pattern, coarse_fn, model.name, model.layout, cache_dir, batch_size,
+                       "skin_mask", progress)
+
+
+def cache_records(pattern: str, coarse_fn: CoarseFn, model_name: str, layout,
+                  cache_dir: Optional[str] = None, batch_size: int = 8,
+                  mask_key: str = "skin_mask",
+                  progress: Optional[Callable[[int], None]] = None) -> FitSummary:
+  """Runs `coarse_fn` on every record not yet in the cache and writes the cache; resumable.
+
+  Args:
+    pattern: glob of the shards.
+    coarse_fn: (images [B, S, S, 3] 0..255, landmarks [B, 68, 2], masks [B, S, S]) ->
+      (coeffs [B, C], photo losses [B] or None, landmark losses [B] or None).
+    model_name, layout: the face model the coefficients belong to.
+    cache_dir, batch_size, mask_key, progress: as :func:`fit_records`.
+  """
   if mask_key not in MASK_KEYS:
     raise ValueError(f"mask_key must be one of {MASK_KEYS}, got '{mask_key}'")
   if batch_size < 1:
@@ -152,11 +206,8 @@ def fit_records(pattern: str, renderer, cache_dir: Optional[str] = None, batch_s
   files = sorted(tf.io.gfile.glob(pattern))
   if not files:
     raise FileNotFoundError(f"no TFRecord files match '{pattern}'")
-  model_name = renderer.model.name
-  layout = renderer.layout
   cache_dir = cache_dir or default_cache_dir(pattern, model_name)
   os.makedirs(cache_dir, exist_ok=True)
-  fitter = fitter_lib.Fitter(renderer, identity_encoder, fit_config, fit_renderer)
   start = time.perf_counter()
   fitted = done_before = 0
   for shard in files:
@@ -172,22 +223,21 @@ def fit_records(pattern: str, renderer, cache_dir: Optional[str] = None, batch_s
       todo = [i for i, name in enumerate(names) if name not in known]
       done_before += len(names) - len(todo)
       if todo:
-        result = fitter(images[todo], lms[todo], masks[todo])
-        values = result.coeffs.numpy()
+        values, photo_loss, landmark_loss = coarse_fn(images[todo], lms[todo], masks[todo])
         if not np.all(np.isfinite(values)):
           raise FaceGCNError(f"the coarse fit of {names[todo[0]]!r}... in '{shard}' is not finite")
         for j, i in enumerate(todo):
           paths.append(names[i])
           coeffs.append(values[j])
-          photo.append(float(result.losses["photo"][j]))
-          landmark.append(float(result.losses["landmark"][j]))
+          photo.append(np.nan if photo_loss is None else float(photo_loss[j]))
+          landmark.append(np.nan if landmark_loss is None else float(landmark_loss[j]))
           known.add(names[i])
-        _write_cache_file(path, model_name, layout, paths, coeffs, photo, landmark)
+        write_cache_file(path, model_name, layout, paths, coeffs, photo, landmark)
         fitted += len(todo)
       if progress:
         progress(len(names))
     if not os.path.exists(path):  # an empty shard still gets its (empty) file
-      _write_cache_file(path, model_name, layout, paths, coeffs, photo, landmark)
+      write_cache_file(path, model_name, layout, paths, coeffs, photo, landmark)
   return FitSummary(cache_dir=cache_dir, fitted=fitted, already_done=done_before,
                     shards=len(files), seconds=time.perf_counter() - start)
 
@@ -258,5 +308,7 @@ def check_coverage(table: Dict[str, np.ndarray], pattern: str, cache_dir: str) -
   return len(names)
 
 
-__all__ = ["CACHE_FORMAT", "FitSummary", "check_coverage", "default_cache_dir", "fit_records",
-           "load_coarse_coeffs", "read_cache_file", "record_paths", "shard_cache_path"]
+__all__ = ["CACHE_FORMAT", "FitSummary", "cache_records", "check_coverage", "default_cache_dir",
+           "fit_records", "regress_records",
+           "load_coarse_coeffs", "read_cache_file", "record_paths", "shard_cache_path",
+           "write_cache_file"]

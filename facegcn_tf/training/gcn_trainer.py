@@ -44,6 +44,7 @@ from facegcn_tf.networks import critic as critic_lib
 from facegcn_tf.render.camera import Camera
 from facegcn_tf.render.renderer import FaceRenderer
 from facegcn_tf.training import coarse_fits
+from facegcn_tf.training import preparation
 from facegcn_tf.refinement import generator_spec as spec_lib
 from facegcn_tf.refinement import losses
 from facegcn_tf.refinement import inputs as ri
@@ -218,6 +219,8 @@ class GCNTrainer:
       check_inputs_exist(config)
       face_model = load_model(config.face_model, config.face_model_path)
     self.face_model = face_model
+    # The records must be aligned to this model's template (one line otherwise).
+    self.preparation = preparation.check_preparation(config.data, face_model)
     self.layout = face_model.layout
     self.renderer = FaceRenderer(face_model, Camera().resized(config.image_size))
     if coarse_coeffs is None:
@@ -242,6 +245,7 @@ class GCNTrainer:
     self.iterator = iter(self.dataset)
     template5 = face_model.template5
     self.encoder = loaders.load_identity_encoder(config.identity, template5=template5,
+                                                 fit_method=self.preparation.fit_method,
                                                  weights_path=config.identity_weights)
     feature_dim = self.encoder.feature_dim or int(
         self.encoder(tf.zeros([1, config.image_size, config.image_size, 3])).shape[-1])

@@ -10,7 +10,9 @@ What it does, so that trainers only write a loss:
 * **Mixed precision** on GPUs only by default: Keras's ``mixed_float16``
   policy while the model is built (:meth:`TrainingRuntime.policy_scope`) and a
   ``LossScaleOptimizer`` around the optimizer
-  (:meth:`TrainingRuntime.wrap_optimizer`).
+  (:meth:`TrainingRuntime.wrap_optimizer`). Forced on without a GPU it is
+  ``mixed_bfloat16`` (float32's exponent range: no loss scaling); the policy
+  can also be named (``RuntimeConfig.mixed_policy``).
 * **Checkpoints**: one ``tf.train.Checkpoint`` holding the step counter, the
   (fractional) epoch, the runtime's random generator and whatever the trainer
   registers (model, optimizer, the ``tf.data`` iterator, whose state includes
@@ -88,6 +90,9 @@ class IncompleteCheckpointError(FaceGCNError, ValueError):
   """A checkpoint's files are missing, truncated or damaged (and no complete one is left)."""
 
 
+MIXED_POLICIES = ("mixed_float16", "mixed_bfloat16")
+
+
 @dataclasses.dataclass(frozen=True)
 class RuntimeConfig:
   """Settings of :class:`TrainingRuntime`.
@@ -100,6 +105,9 @@ class RuntimeConfig:
     summary_every: write scalar summaries every N steps (0: never).
     image_summary_every: write image summaries every N steps (0: never).
     mixed_precision: None = on when a GPU is visible; True/False to force.
+    mixed_policy: the Keras policy when mixed precision is on: "mixed_float16"
+      (with loss scaling) or "mixed_bfloat16"; None = float16 with a GPU, bfloat16
+      without one.
     save_data_iterator: checkpoint the input iterator (exact data order on
       resume; costs the shuffle buffer's size on disk).
     progress: show a tqdm progress bar.
@@ -115,6 +123,7 @@ class RuntimeConfig:
   summary_every: int = 50
   image_summary_every: int = 500
   mixed_precision: Optional[bool] = None
+  mixed_policy: Optional[str] = None
   save_data_iterator: bool = True
   progress: bool = True
   seed: int = 0
@@ -127,6 +136,9 @@ class RuntimeConfig:
       value = getattr(self, name)
       if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ValueError(f"RuntimeConfig.{name} must be an int >= 0, got {value!r}")
+    if self.mixed_policy not in (None,) + MIXED_POLICIES:
+      raise ValueError(f"RuntimeConfig.mixed_policy must be one of {MIXED_POLICIES}, "
+                       f"got {self.mixed_policy!r}")
     if isinstance(self.max_to_keep, bool) or not isinstance(self.max_to_keep, int) or (
         self.max_to_keep < 1):
       raise ValueError(f"RuntimeConfig.max_to_keep must be an int >= 1, got {self.max_to_keep!r}")
@@ -158,15 +170,23 @@ def resolve_mixed_precision(requested: Optional[bool]) -> bool:
   return bool(requested)
 
 
+def resolve_mixed_policy(requested: Optional[str]) -> str:
+  """None -> "mixed_float16" when a GPU is visible, else "mixed_bfloat16" (CPUs have no fast
+  float16); a name is returned as is."""
+  if requested is None:
+    return "mixed_float16" if tf.config.list_logical_devices("GPU") else "mixed_bfloat16"
+  return requested
+
+
 @contextlib.contextmanager
-def dtype_policy(mixed: bool):
-  """Keras's global dtype policy is ``mixed_float16`` inside (if ``mixed``), restored after.
+def dtype_policy(mixed: bool, policy: str = "mixed_float16"):
+  """Keras's global dtype policy is `policy` inside (if ``mixed``), restored after.
 
   Keras reads the policy when a layer is created, so build models inside.
   """
   previous = keras.config.dtype_policy()
   if mixed:
-    keras.config.set_dtype_policy("mixed_float16")
+    keras.config.set_dtype_policy(policy)
   try:
     yield
   finally:
@@ -358,6 +378,7 @@ class TrainingRuntime:
     self.config = config
     self.strategy = strategy if strategy is not None else make_strategy()
     self.mixed_precision = resolve_mixed_precision(config.mixed_precision)
+    self.mixed_policy = resolve_mixed_policy(config.mixed_policy)
     with self.strategy.scope():
       self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
       self.epoch = tf.Variable(0.0, dtype=tf.float64, trainable=False, name="epoch")
@@ -377,12 +398,13 @@ class TrainingRuntime:
     return self.strategy.scope()
 
   def policy_scope(self):
-    """Keras dtype policy for model building: ``mixed_float16`` when mixed precision is on."""
-    return dtype_policy(self.mixed_precision)
+    """Keras dtype policy for model building: `mixed_policy` when mixed precision is on."""
+    return dtype_policy(self.mixed_precision, self.mixed_policy)
 
   def wrap_optimizer(self, optimizer: keras.optimizers.Optimizer) -> keras.optimizers.Optimizer:
-    """Wraps the optimizer in a ``LossScaleOptimizer`` under mixed precision."""
-    if self.mixed_precision and not is_loss_scale_optimizer(optimizer):
+    """Wraps the optimizer in a ``LossScaleOptimizer`` under float16 mixed precision."""
+    if (self.mixed_precision and self.mixed_policy == "mixed_float16"
+        and not is_loss_scale_optimizer(optimizer)):
       return keras.optimizers.LossScaleOptimizer(optimizer)
     return optimizer
 
@@ -700,4 +722,4 @@ def image_grid(columns: Sequence[tf.Tensor]) -> tf.Tensor:
 __all__ = ["CheckpointMismatchError", "IncompleteCheckpointError", "NonFiniteLossError",
            "RunResult", "RuntimeConfig", "TrainingRuntime", "all_finite", "checkpoint_problem",
            "distribute_batch", "dtype_policy", "fsync_checkpoint", "image_grid", "make_strategy",
-           "override_config", "resolve_mixed_precision", "steps_for"]
+           "override_config", "resolve_mixed_policy", "resolve_mixed_precision", "steps_for"]

@@ -1,0 +1,235 @@
+"""High fidelity on in-the-wild photos (#11): the face region, overlays that change nothing
+outside it, occluders out of the albedo, grey and skin-hued albedos, the photo's albedo solved
+directly, and its full-resolution detail in the UV texture.
+
+The photos are the bundled examples with occluders drawn on them (known masks), and faces
+rendered by the project's own model with a known albedo.
+"""
+
+import cv2
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from facegcn_tf.fitting.fitter import FitConfig
+from facegcn_tf.morphable import albedo as albedo_lib
+from facegcn_tf.morphable import load_model
+from facegcn_tf.render.renderer import FaceRenderer
+
+SCHEDULE = FitConfig().scaled(0.12)
+
+
+@pytest.fixture(scope="module")
+def ict():
+  return load_model("ict_coarse")
+
+
+@pytest.fixture(scope="module")
+def reconstructor():
+  from facegcn_tf import pipeline
+  return pipeline.Reconstructor.from_settings(fit_config=SCHEDULE, refine_steps=0,
+                                              texture_size=256)
+
+
+def _photo_file(tmp_path, name, rgb):
+  path = tmp_path / f"{name}.png"
+  cv2.imwrite(str(path), np.ascontiguousarray(rgb[..., ::-1]))
+  return path
+
+
+def test_the_face_region_is_the_inner_face(ict):
+  """Forehead to chin, cheek to cheek: fewer triangles, none near the ears or the scalp."""
+  assert 0.5 < ict.face_region.mean() < 0.9
+  region_vertices = ict.region_vertex_mask
+  x, y = ict.mean_shape[:, 0], ict.mean_shape[:, 1]
+  lm = ict.mean_shape[ict.landmarks68]
+  jaw_width = lm[16, 0] - lm[0, 0]
+  assert np.abs(x[region_vertices]).max() < 0.62 * jaw_width   # no ears
+  assert np.abs(x[~region_vertices]).max() > 0.62 * jaw_width
+  assert y[region_vertices].max() < y.max()                     # not the top of the area
+  # The subdivided model keeps the same region (children of region triangles).
+  fine = load_model("ict")
+  assert fine.face_region.sum() == 4 * ict.face_region.sum()
+
+
+def test_the_renderer_draws_only_the_face_region(ict):
+  coeffs = tf.zeros([1, ict.layout.total])
+  face = FaceRenderer(ict).render(coeffs).mask.numpy()[0] > 0.5
+  whole = FaceRenderer(ict, whole_mesh=True).render(coeffs).mask.numpy()[0] > 0.5
+  assert np.all(whole[face]) and face.sum() < 0.9 * whole.sum()
+  # Border normals are those of the whole mesh: the same lit colour along the region.
+  a = FaceRenderer(ict).geometry(coeffs).normals.numpy()
+  b = FaceRenderer(ict, whole_mesh=True).geometry(coeffs).normals.numpy()
+  np.testing.assert_allclose(a, b, atol=1e-6)
+
+
+def test_overlay_changes_nothing_outside_the_rendered_face(reconstructor, astronaut, tmp_path):
+  """Every changed pixel lies under the (feathered) replaced region; the alpha fades at the
+  crop edge, so no straight seam; the occluders stay in front."""
+  from facegcn_tf.export import overlay
+  result = reconstructor.reconstruct(_photo_file(tmp_path, "astronaut", astronaut))
+  transform = result.face.aligned.transform
+  pasted = overlay.paste_back(result.photo, result.renders.fine, result.renders.mask, transform)
+  changed = np.any(pasted != result.photo, axis=-1)
+  replaced = cv2.warpAffine(result.renders.mask.astype(np.float32),
+                            np.asarray(transform.inverse, np.float64),
+                            result.photo.shape[1::-1], flags=cv2.INTER_LINEAR)
+  grown = cv2.dilate((replaced > 0).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+  assert changed.any() and not np.any(changed & ~grown)
+  # The spill figure of the same overlay: almost nothing outside the face region.
+  assert result.figures.get("spill", 0.0) < 0.05
+  coverage = result.renders.mask
+  assert coverage.max() == 1.0 and coverage.sum() < 0.6 * coverage.size
+
+
+def _draw_sunglasses(photo, landmarks):
+  """Dark lenses and a bridge over the eyes of `photo` (landmarks in its pixels)."""
+  out, mask = photo.copy(), np.zeros(photo.shape[:2], np.uint8)
+  width = np.ptp(landmarks[:, 0])
+  eyes = [landmarks[36:42].mean(axis=0), landmarks[42:48].mean(axis=0)]
+  for centre in eyes:
+    cv2.ellipse(mask, tuple(int(v) for v in centre), (int(0.17 * width), int(0.11 * width)),
+                0, 0, 360, 1, -1)
+  cv2.line(mask, tuple(int(v) for v in eyes[0]), tuple(int(v) for v in eyes[1]), 1,
+           max(2, int(0.03 * width)))
+  rng = np.random.default_rng(0)
+  inside = mask.astype(bool)
+  out[inside] = np.clip(22 + rng.normal(0, 6, (inside.sum(), 3)), 0, 255).astype(np.uint8)
+  return out, inside
+
+
+def test_occluders_are_segmented_and_kept_out_of_the_albedo(reconstructor, astronaut, tmp_path):
+  from facegcn_tf.refinement import direct_albedo
+  clean = reconstructor.reconstruct(_photo_file(tmp_path, "clean", astronaut))
+  landmarks = clean.face.aligned.transform.to_original(clean.face.landmarks68)
+  occluded_rgb, known = _draw_sunglasses(astronaut, landmarks)
+  result = reconstructor.reconstruct(_photo_file(tmp_path, "sunglasses", occluded_rgb))
+  transform = result.face.aligned.transform
+  known_aligned = cv2.warpAffine(known.astype(np.uint8), np.asarray(transform.matrix, np.float64),
+                                 (224, 224), flags=cv2.INTER_NEAREST) > 0
+  rendered = result.renders.shape.sum(axis=-1) > 0           # the rendered face
+  estimated = rendered & (result.renders.mask < 0.5)           # ... that is not replaced
+  inside = known_aligned & rendered
+  recall = (estimated & inside).sum() / inside.sum()
+  precision_in_clean = (estimated & ~known_aligned).sum() / max(estimated.sum(), 1)
+  assert recall > 0.8, recall
+  assert precision_in_clean < 0.6, precision_in_clean   # not the whole face either
+  # The albedo under the lenses is not dark: the vertices there stay near the clean albedo.
+  under = direct_albedo.vertex_occlusion(known_aligned[None].astype(np.float32),
+                                         tf.constant(result.pixels[None]))[0].numpy() > 0.5
+  under &= clean.visibility > 0.5
+  assert under.sum() > 200
+  shift = np.abs(result.fine_albedo[under] - clean.fine_albedo[under]).mean()
+  lens = 22.0 / 255.0
+  assert shift < 0.5 * np.abs(clean.fine_albedo[under] - lens).mean(), shift
+  assert result.fine_albedo[under].mean() > 2 * lens
+
+
+def test_a_grey_photo_gives_a_grey_albedo(reconstructor, astronaut, tmp_path):
+  gray = cv2.cvtColor(cv2.cvtColor(astronaut, cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB)
+  result = reconstructor.reconstruct(_photo_file(tmp_path, "gray", gray))
+  for albedo in (result.coarse_albedo, result.fine_albedo):
+    assert np.abs(albedo - albedo.mean(axis=-1, keepdims=True)).max() < 1e-5
+  assert np.ptp(result.renders.coarse, axis=-1).max() < 1e-5
+
+
+def test_skin_hues_remove_blue_green_and_purple():
+  colors = np.array([[0.2, 0.3, 0.8],    # blue
+                     [0.2, 0.7, 0.3],    # green
+                     [0.6, 0.2, 0.7],    # purple
+                     [0.74, 0.55, 0.46],  # skin
+                     [0.64, 0.36, 0.36],  # lips
+                     [0.38, 0.28, 0.23]], np.float32)  # brows
+  out = albedo_lib.to_skin_hues(colors).numpy()
+  y = out @ np.array([0.299, 0.587, 0.114])
+  cr, cb = out[:, 0] - y, out[:, 2] - y
+  assert np.all(cr >= -1e-6) and np.all(0.564 * cb <= 0.25 * 0.713 * cr + 1e-5)
+  np.testing.assert_allclose(out[3:], colors[3:], atol=1e-6)          # skin unchanged
+  np.testing.assert_allclose(y, colors @ np.array([0.299, 0.587, 0.114]), atol=1e-5)
+
+
+def test_the_coarse_albedo_cannot_leave_skin_hues(ict):
+  renderer = FaceRenderer(ict)
+  rng = np.random.default_rng(0)
+  coeffs = np.zeros([8, ict.layout.total], np.float32)
+  coeffs[:, ict.layout.slices()["tex"]] = rng.normal(0, 6, (8, ict.layout.n_tex))  # extreme
+  albedo = renderer.albedo(tf.constant(coeffs)).numpy()
+  y = albedo @ np.array([0.299, 0.587, 0.114])
+  assert np.all(albedo[..., 0] - y >= -1e-5)    # never greener/bluer than grey
+
+
+def test_the_direct_albedo_recovers_a_known_albedo(ict):
+  """A face rendered by the model with a known albedo and light: on the vertices the photo
+  trusts, T_p with the shading divided out is that albedo."""
+  from facegcn_tf.refinement import direct_albedo
+  from facegcn_tf.render import random_faces
+  renderer = FaceRenderer(ict)
+  rng = np.random.default_rng(3)
+  coeffs = random_faces.random_coefficients(ict.layout, 2, rng)
+  # A smooth albedo (the rasterized image resolves it): a colour plus waves over the face.
+  x, y = ict.mean_shape[None, :, 0:1], ict.mean_shape[None, :, 1:2]
+  phase = rng.uniform(0, np.pi, (2, 1, 3))
+  truth = np.clip(rng.uniform(0.3, 0.8, (2, 1, 3)) + 0.1 * np.sin(6.0 * x + 4.0 * y + phase),
+                  0.05, 0.95).astype(np.float32)
+  faces = random_faces.render_faces(renderer, coeffs, np.zeros((2, 1, 1, 3)), rng,
+                                    vertex_colors=truth)
+  coeffs_t = tf.constant(coeffs)
+  geometry = renderer.geometry(coeffs_t)
+  raster = renderer.rasterize(geometry)
+  visibility = renderer.visibility(geometry, raster)
+  sampled, _ = renderer.sample_image(faces.images / 255.0, geometry, raster,
+                                     visibility=visibility)
+  to_camera = tf.math.l2_normalize(tf.constant([0.0, 0.0, renderer.camera.distance])
+                                   - geometry.vertices, axis=-1)
+  weight = direct_albedo.trust_weights(visibility, tf.zeros_like(visibility),
+                                       tf.reduce_sum(geometry.normals * to_camera, -1))
+  fallback = np.full_like(truth, 0.5)
+  solved = direct_albedo.direct_albedo(sampled, geometry.normals,
+                                       renderer.split(coeffs_t)["gamma"], weight,
+                                       fallback).numpy()
+  trusted = weight.numpy() > 0.99
+  assert trusted.sum() > 2000
+  error = np.abs(solved[trusted] - truth[trusted])
+  assert error.mean() < 0.01 and np.percentile(error, 95) < 0.03, (error.mean(),
+                                                                    np.percentile(error, 95))
+  np.testing.assert_allclose(solved[weight.numpy() == 0], 0.5)   # untrusted: the fallback
+
+
+def test_the_uv_texture_carries_the_photos_full_resolution_detail(reconstructor, grace_hopper,
+                                                                   tmp_path):
+  """With the detail layer the texture is sharper than the per-vertex bake, and a trusted
+  texel holds the photo's colour there with the shading divided out."""
+  import dataclasses
+  result = reconstructor.reconstruct(_photo_file(tmp_path, "grace", grace_hopper))
+  plain = dataclasses.replace(result, name="plain", photo_trust=None)
+  result.save(tmp_path / "out", formats=("obj",), texture_size=512)
+  plain.save(tmp_path / "out", formats=("obj",), texture_size=512)
+  detailed = cv2.imread(str(tmp_path / "out" / "grace_texture.png")).astype(np.float32)
+  smooth = cv2.imread(str(tmp_path / "out" / "plain_texture.png")).astype(np.float32)
+  differs = np.abs(detailed - smooth).max(axis=-1) > 4
+  assert differs.mean() > 0.02
+
+  def sharpness(image):
+    return np.var(cv2.Laplacian(image.mean(axis=-1), cv2.CV_32F)[differs])
+  assert sharpness(detailed) > 1.5 * sharpness(smooth)
+
+
+def test_all_faces_get_one_overlay_of_the_whole_photo(astronaut, grace_hopper, tmp_path):
+  from facegcn_tf import pipeline
+  height = min(astronaut.shape[0], grace_hopper.shape[0])
+  group = np.concatenate([astronaut[:height], grace_hopper[:height]], axis=1)
+  path = _photo_file(tmp_path, "group", group)
+  reconstructor = pipeline.Reconstructor.from_settings(
+      fit_config=FitConfig().scaled(0.05), refine_steps=0, all_faces=True,
+      formats=("png", "json"), texture_size=128)
+  summary = pipeline.run([path], tmp_path / "out", reconstructor, progress=False)
+  assert [name for name, _ in summary.done] == ["group_face0", "group_face1"]
+  whole = cv2.imread(str(tmp_path / "out" / "group_overlay.png"))[..., ::-1]
+  assert whole.shape == group.shape
+  changed = np.any(whole != group, axis=-1)
+  width = astronaut.shape[1]
+  assert changed[:, :width].sum() > 2000 and changed[:, width:].sum() > 2000
+  for k in range(2):   # each face's own overlay shows that face only
+    own = cv2.imread(str(tmp_path / "out" / f"group_face{k}_overlay.png"))[..., ::-1]
+    own_changed = np.any(own != group, axis=-1)
+    assert not np.any(own_changed & ~changed)
