@@ -59,11 +59,12 @@ def stage_seconds(reconstructor: pipeline.Reconstructor, photos, output_dir) -> 
   return seconds
 
 
-def fit_stage_seconds(reconstructor: pipeline.Reconstructor, photos) -> dict:
+def fit_stage_seconds(reconstructor: pipeline.Reconstructor, photos, repeats: int = 2) -> dict:
   """Wall seconds of each stage of the coarse fit (warm) for one batch of photos.
 
   The stages are FitConfig's ``*_steps`` fields in their declared order; stage k's time is
-  the fit with stages 1..k minus the fit with stages 1..k-1 (the same traced steps run).
+  the fit with stages 1..k minus the fit with stages 1..k-1 (the same traced steps run),
+  each fit timed as the fastest of `repeats` runs (a shared machine's noise only adds).
   """
   prepared = [reconstructor.prepare(p) for p in photos]
   batch = FaceBatch.stack([p.faces[0] for p in prepared], [p.features[0] for p in prepared])
@@ -71,12 +72,16 @@ def fit_stage_seconds(reconstructor: pipeline.Reconstructor, photos) -> dict:
   stages = [f.name for f in dataclasses.fields(config) if f.name.endswith("_steps")]
   components = reconstructor.components
   coarse_fit(components, batch, config)  # traces every step function
+  stages = [name for name in stages if getattr(config, name) > 0]  # a 0-step stage is no stage
   seconds, previous = {}, 0.0
   for k in range(len(stages) + 1):
     partial = config.replace(**{name: 0 for name in stages[k:]})
-    start = time.perf_counter()
-    coarse_fit(components, batch, partial)
-    total = time.perf_counter() - start
+    times = []
+    for _ in range(repeats):
+      start = time.perf_counter()
+      coarse_fit(components, batch, partial)
+      times.append(time.perf_counter() - start)
+    total = min(times)
     label = "setup and final render" if k == 0 else (
         f"{stages[k - 1][:-len('_steps')]} stage ({getattr(config, stages[k - 1])} steps)")
     seconds[label] = total - previous

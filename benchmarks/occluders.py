@@ -196,9 +196,10 @@ def _synthetic_rows(reconstructor, count: int):
   for start in range(0, count, size):
     part = slice(start, min(count, start + size))
     images = faces.images[part]
-    batch = FaceBatch(images=images, landmarks=faces.landmarks68[part],
-                      face_mask=faces.face_mask[part],
-                      features=components.identity(images).numpy())
+    coverage = faces.face_mask[part]
+    batch = FaceBatch(images=images, landmarks=faces.landmarks68[part], face_mask=coverage,
+                      features=components.identity(images).numpy(), oval=coverage,
+                      valid=np.ones_like(coverage), grayscale=np.zeros(len(images), bool))
     coarse, refinement = _stages(reconstructor, batch)
     for i, b in enumerate(range(part.start, part.stop)):
       every = np.ones(len(truth[b]), bool) if region is None else region

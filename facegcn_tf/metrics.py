@@ -161,11 +161,12 @@ def face_region_mask(landmarks68: np.ndarray, shape: Tuple[int, int]) -> np.ndar
 def changed_pixels(photo: np.ndarray, overlay: np.ndarray,
                    tolerance: float = CHANGE_TOLERANCE) -> np.ndarray:
   """[H, W, 3] x [H, W, 3] (0..255) -> [H, W] bool: some channel moved by > `tolerance`."""
-  photo = np.asarray(photo, np.float32)
-  overlay = np.asarray(overlay, np.float32)
+  photo = np.asarray(photo)
+  overlay = np.asarray(overlay)
   if photo.shape != overlay.shape or photo.ndim != 3:
     raise ValueError(f"photo {photo.shape} and overlay {overlay.shape} must be equal [H, W, C]")
-  return np.abs(overlay - photo).max(axis=-1) > tolerance
+  diff = np.abs(overlay.astype(np.float32) - photo.astype(np.float32))
+  return diff.max(axis=-1) > tolerance
 
 
 def spill(photo: np.ndarray, overlay: np.ndarray, region: np.ndarray,

@@ -1,4 +1,5 @@
-"""Evaluates reconstructions: masked PSNR / SSIM, identity distance, landmark error.
+"""Evaluates reconstructions: masked PSNR / SSIM, identity distance, landmark error, and the
+overlay figures (spill, face-region PSNR / SSIM at 224 and full resolution, occluded fraction).
 
   python scripts/evaluate.py --photos=examples --outputs=outputs [--csv=eval.csv --markdown=eval.md]
 

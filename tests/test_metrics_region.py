@@ -94,3 +94,41 @@ def test_masked_mean():
   values = np.arange(4.0).reshape(2, 2)
   assert metrics.masked_mean(values, np.array([[0, 1], [1, 0]])) == 1.5
   assert np.isnan(metrics.masked_mean(values, np.zeros((2, 2))))
+
+
+def test_overlay_figures_of_a_pasted_render(ict_template5):
+  """export.evaluation.overlay_figures on a render pasted into a larger photo: the same
+  figures as judging the whole photo, the render's spill where it covers more than the
+  face region, and the occluded fraction only with an occlusion map."""
+  from facegcn_tf.data import alignment
+  from facegcn_tf.export import evaluation, overlay
+  rng = np.random.default_rng(0)
+  photo = rng.integers(60, 200, (420, 520, 3)).astype(np.uint8)
+  points5 = 180.0 * ict_template5[:, :2] * np.array([1, -1]) + np.array([300.0, 200.0])
+  transform = alignment.estimate_transform(points5, ict_template5, photo.shape)
+  size = transform.size
+  crop = alignment.warp_to_aligned(photo, transform)
+  landmarks = _synthetic_landmarks(center=(112.0, 120.0), size=60.0)
+  ys, xs = np.mgrid[0:size, 0:size]
+  mask = ((xs - 112.0) ** 2 + (ys - 115.0) ** 2 < 85.0 ** 2).astype(np.float32)
+  fine = np.clip(crop / 255.0 + rng.normal(0, 0.05, crop.shape), 0, 1).astype(np.float32)
+  renders = overlay.AlignedRenders(crop=crop, coarse=fine, fine=fine, shape=fine, mask=mask)
+  figures = evaluation.overlay_figures(photo, renders, transform, landmarks)
+  pasted = overlay.paste_back(photo, fine, mask, transform)
+  region = metrics.face_region_mask(transform.to_original(landmarks), photo.shape[:2])
+  whole = metrics.region_figures(photo, pasted, region)
+  assert figures["spill"] == pytest.approx(whole["spill"])
+  assert figures["psnr_overlay_full_db"] == pytest.approx(whole["psnr_db"], abs=1e-4)
+  assert figures["ssim_overlay_full"] == pytest.approx(whole["ssim"], abs=1e-6)
+  assert 0.05 < figures["spill"] < 0.9                # the disc reaches past the face region
+  assert 20.0 < figures["psnr_overlay_224_db"] < 40.0
+  assert np.isnan(figures["occluded_fraction"])
+  # The fitter's occlusion map covers the upper half of the face, which the render then
+  # leaves out: the occluded fraction is that half's share of the whole face.
+  occlusion = np.zeros((size, size), np.float32)
+  occlusion[:112] = mask[:112]
+  visible = mask.copy()
+  visible[:112] = 0.0
+  half = evaluation.overlay_figures(photo, renders._replace(mask=visible), transform, landmarks,
+                                    occlusion)
+  assert half["occluded_fraction"] == pytest.approx(mask[:112].sum() / mask.sum())

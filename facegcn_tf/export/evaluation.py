@@ -44,6 +44,22 @@ COLUMNS = (
 )
 
 
+def _window(transform: AlignTransform, region: np.ndarray, shape) -> tuple:
+  """(rows, cols) slices of the photo covering the aligned crop's footprint and `region`."""
+  size = transform.size
+  corners = transform.to_original(np.array([[-1.0, -1.0], [size, -1.0], [-1.0, size],
+                                            [size, size]]))
+  ys, xs = np.nonzero(region)
+  low = np.floor(corners.min(axis=0)) - 2
+  high = np.ceil(corners.max(axis=0)) + 3
+  if len(xs):  # with the margin `metrics.region_figures` gives SSIM's window
+    low = np.minimum(low, [xs.min() - 8, ys.min() - 8])
+    high = np.maximum(high, [xs.max() + 9, ys.max() + 9])
+  x0, y0 = np.clip(low, 0, [shape[1], shape[0]]).astype(int)
+  x1, y1 = np.clip(high, 0, [shape[1], shape[0]]).astype(int)
+  return slice(y0, y1), slice(x0, x1)
+
+
 def overlay_figures(photo: np.ndarray, renders: overlay.AlignedRenders,
                     transform: AlignTransform, landmarks68: np.ndarray,
                     occlusion: Optional[np.ndarray] = None,
@@ -71,7 +87,10 @@ def overlay_figures(photo: np.ndarray, renders: overlay.AlignedRenders,
                                   metrics.face_region_mask(landmarks68, (size, size)))
   pasted = overlay.paste_back(photo, renders.fine, renders.mask, transform, feather=feather)
   region = metrics.face_region_mask(transform.to_original(landmarks68), photo.shape[:2])
-  full = metrics.region_figures(photo, pasted, region)
+  # The overlay changes nothing outside the crop's footprint: judge the window holding the
+  # footprint and the region (the same figures, without full copies of a large photo).
+  rows, cols = _window(transform, region, photo.shape[:2])
+  full = metrics.region_figures(photo[rows, cols], pasted[rows, cols], region[rows, cols])
   # renders.mask is the rendered face minus the occluders: the face is their union.
   occluded = (float("nan") if occlusion is None else metrics.masked_mean(
       np.asarray(occlusion, np.float32), np.maximum(renders.mask, occlusion)))
