@@ -59,10 +59,10 @@ _IMAGE_SUMMARY_EVERY = flags.DEFINE_integer("image_summary_every", 500,
                                             "TensorBoard image grids every N steps.", lower_bound=0)
 _MIXED_PRECISION = flags.DEFINE_enum("mixed_precision", "auto", ["auto", "on", "off"],
                                      "mixed_float16 + loss scaling (auto: on with a GPU).")
-_MIXED_POLICY = flags.DEFINE_enum("mixed_policy", "auto",
-                                  ["auto", "mixed_float16", "mixed_bfloat16"],
-                                  "Mixed-precision policy (auto: float16 + loss scaling on a GPU, "
-                                  "bfloat16 on a CPU).")
+_MIXED_POLICY = flags.DEFINE_enum("mixed_policy", "mixed_float16",
+                                  ["mixed_float16", "mixed_bfloat16"],
+                                  "Mixed-precision policy when mixed precision is on: float16 "
+                                  "with loss scaling, or bfloat16 (CPUs/TPUs; no loss scaling).")
 _SAVE_DATA_ITERATOR = flags.DEFINE_bool("save_data_iterator", True,
                                         "Checkpoint the input pipeline (exact data order on resume).")
 _RUN_EAGERLY = flags.DEFINE_bool("run_eagerly", False,
@@ -112,7 +112,7 @@ def main(argv):
         checkpoint_every=_CHECKPOINT_EVERY.value, max_to_keep=_MAX_TO_KEEP.value,
         summary_every=_SUMMARY_EVERY.value, image_summary_every=_IMAGE_SUMMARY_EVERY.value,
         mixed_precision=mixed,
-        mixed_policy=None if _MIXED_POLICY.value == "auto" else _MIXED_POLICY.value,
+        mixed_policy=_MIXED_POLICY.value,
         save_data_iterator=_SAVE_DATA_ITERATOR.value,
         progress=_PROGRESS.value, seed=_SEED.value or 0, run_eagerly=_RUN_EAGERLY.value)
     settings = {name: flag.value for name, flag in _COMMON.items() if flag.value is not None}

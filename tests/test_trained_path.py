@@ -186,3 +186,36 @@ def test_mismatches_fail_before_the_first_photo_in_one_line(trained, photos, tmp
   with pytest.raises(ValueError, match="does not fit its spec"):
     build_components(pipeline.Settings(face_model="ict_coarse",
                                                 gcn_checkpoint=str(order), refine_steps=0))
+
+
+def test_a_facenet_trained_generator_gets_facenet_features(tmp_path, zero_rnet, photos):
+  """A spec with identity=facenet: infer's pipeline loads the supplied FaceNet graph and feeds
+  the generator its features (not the pipeline's dlib ones)."""
+  import keras
+  sys.path.insert(0, str(pathlib.Path(__file__).parent))
+  from test_identity import _write_fake_facenet   # FaceNet's tensor names, tiny graph
+  from facegcn_tf import pipeline
+  from facegcn_tf.assets import loaders
+  from facegcn_tf.refinement import inputs as ri
+  graph = _write_fake_facenet(tmp_path / "facenet.pb")
+  model = load_ict(subdivide=False)
+  spec = generator_spec.GeneratorHParams(order=2, decoder_widths="8,8,8,8",
+                                         refiner_widths="8,8").spec(model.name, 192, "facenet")
+  keras.utils.set_random_seed(0)
+  generator = generator_spec.build_generator(spec, generator_spec.build_hierarchy(model, spec))
+  generator_spec.export_generator(generator, spec, str(tmp_path / "gcn"))
+  rec = pipeline.Reconstructor(pipeline.Settings(
+      face_model="ict_coarse", rnet_checkpoint=str(zero_rnet), gcn_checkpoint=str(tmp_path / "gcn"),
+      refine_steps=0, identity_weights=str(graph)))
+  refiner = rec.components.refiner
+  assert refiner.encoder.kind == "facenet" and rec.components.identity.kind == "dlib"
+  photo = rec.prepare(photos / "a.png")
+  result = rec.reconstruct_faces([photo], [0], ["a"])[0]
+  face = photo.faces[0]
+  crops = face.aligned.image[None].astype(np.float32)
+  encoder = loaders.load_identity_encoder("facenet", weights_path=graph)
+  inputs = ri.build_inputs(rec.components.renderer, crops, np.zeros([1, model.layout.total],
+                                                                    np.float32),
+                           face.masks.face[None].astype(np.float32), encoder=encoder)
+  expected = ri.to_unit(generator(ri.generator_inputs(inputs), training=False)).numpy()[0]
+  np.testing.assert_allclose(result.fine_albedo, expected, atol=1e-6)

@@ -42,7 +42,8 @@ def gcn_trainer_for(out_dir, pattern, strategy=None, **changes):
   keras.utils.set_random_seed(0)
   runtime = rt.RuntimeConfig(output_dir=str(out_dir), checkpoint_every=0, summary_every=0,
                              image_summary_every=0, progress=False, seed=5,
-                             mixed_precision=changes.pop("mixed_precision", False))
+                             mixed_precision=changes.pop("mixed_precision", False),
+                             mixed_policy=changes.pop("mixed_policy", None))
   settings = dict(runtime=runtime, data=pattern, batch_size=2, steps=2, learning_rate=1e-3,
                   face_model="ict_coarse", image_size=64, decoder_widths="8,8,8,8",
                   refiner_widths="8,8", order=2, ramp_epochs=1.0, critic_steps=1,
@@ -137,8 +138,9 @@ def test_gcn_and_rnet_trainers_on_two_replicas_match_one_device(tmp_path):
 
 def test_mixed_bfloat16_gcn_step_with_wgan_gp_is_finite(tmp_path):
   pattern = make_records(str(tmp_path / "records"))
-  trainer = gcn_trainer_for(tmp_path / "run", pattern, mixed_precision=True)
-  assert trainer.runtime.mixed_policy == "mixed_bfloat16"          # no GPU here
+  trainer = gcn_trainer_for(tmp_path / "run", pattern, mixed_precision=True,
+                            mixed_policy="mixed_bfloat16")
+  assert trainer.runtime.mixed_policy == "mixed_bfloat16"
   assert trainer.generator.dtype_policy.name == "mixed_bfloat16"
   assert trainer.critic.dtype_policy.name == "mixed_bfloat16"
   assert not rt.is_loss_scale_optimizer(trainer.generator_optimizer)  # bfloat16: no scaling
@@ -159,5 +161,5 @@ def test_mixed_bfloat16_gcn_step_with_wgan_gp_is_finite(tmp_path):
 def test_mixed_policy_is_validated():
   with pytest.raises(ValueError, match="mixed_policy"):
     rt.RuntimeConfig(output_dir="x", mixed_policy="float8")
-  assert rt.resolve_mixed_policy(None) == "mixed_bfloat16"
+  assert rt.resolve_mixed_policy(None) == "mixed_float16"
   assert rt.resolve_mixed_policy("mixed_float16") == "mixed_float16"

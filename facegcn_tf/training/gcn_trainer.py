@@ -392,7 +392,8 @@ class GCNTrainer:
     """Writes the generator's weights + spec to the output dir (see `generator_spec`)."""
     return spec_lib.export_generator(
         self.generator, self.spec, self.config.runtime.output_dir,
-        extra={"step": int(self.runtime.step.numpy()), "image_size": self.config.image_size})
+        extra={"step": int(self.runtime.step.numpy()), "image_size": self.config.image_size,
+               "align_method": self.preparation.fit_method})
 
 
 def train(config: GCNTrainConfig) -> rt.RunResult:

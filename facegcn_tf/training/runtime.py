@@ -10,9 +10,9 @@ What it does, so that trainers only write a loss:
 * **Mixed precision** on GPUs only by default: Keras's ``mixed_float16``
   policy while the model is built (:meth:`TrainingRuntime.policy_scope`) and a
   ``LossScaleOptimizer`` around the optimizer
-  (:meth:`TrainingRuntime.wrap_optimizer`). Forced on without a GPU it is
-  ``mixed_bfloat16`` (float32's exponent range: no loss scaling); the policy
-  can also be named (``RuntimeConfig.mixed_policy``).
+  (:meth:`TrainingRuntime.wrap_optimizer`). ``RuntimeConfig.mixed_policy =
+  "mixed_bfloat16"`` selects bfloat16 instead (CPUs, TPUs; float32's exponent
+  range, so no loss scaling).
 * **Checkpoints**: one ``tf.train.Checkpoint`` holding the step counter, the
   (fractional) epoch, the runtime's random generator and whatever the trainer
   registers (model, optimizer, the ``tf.data`` iterator, whose state includes
@@ -106,8 +106,7 @@ class RuntimeConfig:
     image_summary_every: write image summaries every N steps (0: never).
     mixed_precision: None = on when a GPU is visible; True/False to force.
     mixed_policy: the Keras policy when mixed precision is on: "mixed_float16"
-      (with loss scaling) or "mixed_bfloat16"; None = float16 with a GPU, bfloat16
-      without one.
+      (with loss scaling; the default, None) or "mixed_bfloat16" (no loss scaling).
     save_data_iterator: checkpoint the input iterator (exact data order on
       resume; costs the shuffle buffer's size on disk).
     progress: show a tqdm progress bar.
@@ -171,11 +170,8 @@ def resolve_mixed_precision(requested: Optional[bool]) -> bool:
 
 
 def resolve_mixed_policy(requested: Optional[str]) -> str:
-  """None -> "mixed_float16" when a GPU is visible, else "mixed_bfloat16" (CPUs have no fast
-  float16); a name is returned as is."""
-  if requested is None:
-    return "mixed_float16" if tf.config.list_logical_devices("GPU") else "mixed_bfloat16"
-  return requested
+  """None -> "mixed_float16"; a name is returned as is."""
+  return requested or "mixed_float16"
 
 
 @contextlib.contextmanager
