@@ -32,7 +32,8 @@ _ALL_FACES = flags.DEFINE_bool("all_faces", False, "Reconstruct every face, not 
 _MIN_CONFIDENCE = flags.DEFINE_float("min_confidence", 0.9, "Face detector threshold.",
                                      lower_bound=0.0, upper_bound=1.0)
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", 4, "Faces processed together.", lower_bound=1)
-_FORMATS = flags.DEFINE_list("formats", ["obj", "ply", "glb", "png", "json"], "Output formats.")
+_FORMATS = flags.DEFINE_list("formats", ["obj", "ply", "glb", "png", "head", "json"],
+                             "Output formats (head: the whole head, rigged GLB + OBJ/PLY).")
 _TEXTURE_SIZE = flags.DEFINE_integer("texture_size", 1024, "UV texture side.", lower_bound=64)
 _FIT_STEPS = flags.DEFINE_float("fit_steps", 1.0, "Scale of the coarse fitting schedule "
                                 "(1 = default iteration counts; smaller is faster, coarser).",
@@ -53,6 +54,22 @@ _PROGRESS = flags.DEFINE_bool("progress", True, "Show a progress bar.")
 def _exit_now(signum, frame):
   del frame
   sys.exit(128 + signum)   # before the run starts there is nothing to keep
+
+
+# model-viewer's classic-script bundle, installed by scripts/setup.sh (npm, web/).
+VIEWER_JS = (pathlib.Path(__file__).resolve().parent.parent / "web" / "node_modules" / "@google"
+             / "model-viewer" / "dist" / "model-viewer-umd.min.js")
+
+
+def _write_results_page(output_dir: pathlib.Path, summary) -> None:
+  """index.html with every face of the folder and this run's failures (never fatal)."""
+  from facegcn_tf.export import results_page  # pylint: disable=import-outside-toplevel
+  if not output_dir.is_dir():
+    return
+  try:
+    results_page.write_index(output_dir, summary.failed, VIEWER_JS)
+  except OSError as err:
+    print(f"results page not written: {err}")
 
 
 def main(argv):
@@ -94,6 +111,7 @@ def main(argv):
   with pipeline.interrupt_on_signals():  # SIGINT/SIGTERM stop between steps, keep what's done
     summary = pipeline.run(scan.paths, pathlib.Path(_OUTPUT_DIR.value), reconstructor,
                            flags=run_flags, progress=_PROGRESS.value, odd_inputs=scan.odd)
+  _write_results_page(pathlib.Path(_OUTPUT_DIR.value), summary)
   print(summary.table())
   print(f"outputs: {pathlib.Path(_OUTPUT_DIR.value).resolve()}")
   return summary.exit_code()

@@ -99,7 +99,7 @@ def face_results(components: Components, faces: Sequence[PreparedFace], names: S
         shape=shapes[i], coarse_albedo=albedo[i], fine_albedo=refinement.fine_albedo[i],
         lit_colors=refinement.lit_colors[i], visibility=visibility[i],
         landmarks=coarse.landmarks[i], renders=renders[i], figures=figures,
-        extra=dict(extras[i])))
+        extra=dict(extras[i]), head_model=getattr(components, "head_model", None)))
   return results
 
 

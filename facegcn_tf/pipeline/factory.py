@@ -7,6 +7,7 @@ import tensorflow as tf
 
 from facegcn_tf.assets import loaders
 from facegcn_tf.data.preprocess import FacePreprocessor
+from facegcn_tf.morphable import head as head_lib
 from facegcn_tf.morphable import load_fitting_model, load_model
 from facegcn_tf.morphable.model import MorphableModel
 from facegcn_tf.networks.identity import IdentityEncoder
@@ -30,6 +31,8 @@ class Components:
     refiner: per-image GCN refinement (None when the run does not refine).
     rnet: a feed-forward coarse regressor, crops [B, S, S, 3] 0..255 -> [B, N], or None
       to fit.
+    head_model: the whole ICT head the ``head`` format exports (None for other models or
+      when the run does not export it).
   """
   model: MorphableModel
   renderer: FaceRenderer
@@ -38,6 +41,7 @@ class Components:
   identity: IdentityEncoder
   refiner: Optional[per_image.PerImageRefiner]
   rnet: Optional[Callable[[tf.Tensor], tf.Tensor]]
+  head_model: Optional[head_lib.HeadModel] = None
 
 
 def build_components(settings: Settings) -> Components:
@@ -61,7 +65,14 @@ def build_components(settings: Settings) -> Components:
       model=model, renderer=renderer,
       fit_renderer=FaceRenderer(coarse_model) if coarse_model is not None else None,
       preprocessor=FacePreprocessor(model.template5, min_confidence=settings.min_confidence),
-      identity=identity, refiner=refiner, rnet=rnet)
+      identity=identity, refiner=refiner, rnet=rnet, head_model=_head_model(model, settings))
+
+
+def _head_model(model: MorphableModel, settings: Settings) -> Optional[head_lib.HeadModel]:
+  """The ICT head when the run exports ``head`` with an ICT face model, else None."""
+  if "head" not in tuple(getattr(settings, "formats", ()) or ()) or not model.name.startswith("ict"):
+    return None
+  return head_lib.load_head()
 
 
 __all__ = ["Components", "build_components"]
