@@ -251,3 +251,23 @@ def test_results_page_loads_offline_in_headless_chromium(written, tmp_path):
   background = np.median(image.reshape(-1, 3), axis=0)
   differs = np.abs(image.astype(np.int32) - background).max(-1) > 25
   assert 0.05 < differs.mean() < 0.95
+
+
+@pytest.mark.parametrize("fmt", ["glb", "obj"])
+def test_blender_imports_and_renders_the_head(written, tmp_path, fmt):
+  if shutil.which("blender") is None:
+    pytest.fail("blender is missing: run scripts/setup.sh (step 'blender')")
+  stem = tmp_path / f"render_{fmt}"
+  run = subprocess.run(["blender", "-b", "--factory-startup", "--python",
+                        str(ROOT / "tools" / "blender" / "render_head.py"), "--",
+                        "--mesh", str(written / f"face_head.{fmt}"), "--out", str(stem),
+                        "--yaws=0", "--size", "96", "--samples", "2"],
+                       capture_output=True, text=True, timeout=600)
+  image = cv2.imread(f"{stem}_yaw+0.png")
+  assert image is not None, run.stdout[-2000:] + run.stderr[-2000:]
+  background = image[2, 2].astype(np.int32)
+  head = np.abs(image.astype(np.int32) - background).max(-1) > 20
+  assert 0.15 < head.mean() < 0.9  # the imported head fills a good part of the frame
+  # Eyes: dark iris/pupil pixels inside the head's upper half (they are not empty sockets).
+  upper = image[20:50, 25:71].mean(-1)
+  assert (upper < 60).sum() >= 2

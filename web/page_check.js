@@ -19,8 +19,11 @@ const {chromium} = require("playwright-core");
   try {
     const page = await browser.newPage({viewport: {width: 1400, height: 900}});
     page.on("pageerror", (e) => result.errors.push(String(e)));
-    await page.goto("file://" + path.resolve(page_path));
+    await page.goto("file://" + path.resolve(page_path), {timeout});
     result.viewers = await page.locator("model-viewer").count();
+    for (let i = 0; i < result.viewers; i++) {  // as a user scrolls down the page
+      await page.locator("model-viewer").nth(i).scrollIntoViewIfNeeded();
+    }
     if (result.viewers > 0) {
       await page.waitForFunction(
           (n) => document.querySelectorAll("model-viewer[data-loaded]").length >= n ||

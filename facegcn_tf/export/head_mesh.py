@@ -118,7 +118,12 @@ def atlas_uv(head: HeadModel) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
   # 1 % margin in each cell keeps neighbouring tiles' texels apart.
   local = 0.01 + 0.98 * local
   uv = np.stack([(local[..., 0] + col[:, None]) / 2, (local[..., 1] + row[:, None]) / 2], -1)
-  return rest, uv.reshape(-1, 2).astype(np.float32), np.arange(uv.shape[0] * 3).reshape(-1, 3)
+  # One atlas UV per (file UV, tile): corners that shared a UV still do (no needless seams).
+  keys = head.triangle_uv[rest].astype(np.int64) * 4 + tiles[:, None]
+  unique, first, inverse = np.unique(keys.reshape(-1), return_index=True, return_inverse=True)
+  del unique
+  return (rest, uv.reshape(-1, 2)[first].astype(np.float32),
+          inverse.reshape(-1, 3).astype(np.int32))
 
 
 def _split_at_midpoints(triangles: np.ndarray, uv_index: np.ndarray, uv: np.ndarray,
