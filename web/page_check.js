@@ -1,7 +1,8 @@
 // Opens an index.html in Debian's headless Chromium (playwright-core), as a user would:
-// file:// URL, no security-relaxing flag. Waits until every <model-viewer> fired `load`,
-// clicks each animation button once, screenshots the page. Prints a JSON summary.
-// Usage: node web/page_check.js PAGE.html SCREENSHOT.png [timeout_ms]
+// file:// URL, no security-relaxing flag. Waits until the first <model-viewer> fired `load`
+// (model-viewer loads a head when it scrolls into view; with software WebGL each takes a
+// minute or more), clicks its animation buttons, screenshots the page and that viewer.
+// Prints a JSON summary. Usage: node web/page_check.js PAGE.html SCREENSHOT.png [timeout_ms]
 const path = require("path");
 const {chromium} = require("playwright-core");
 
@@ -21,14 +22,12 @@ const {chromium} = require("playwright-core");
     page.on("pageerror", (e) => result.errors.push(String(e)));
     await page.goto("file://" + path.resolve(page_path), {timeout});
     result.viewers = await page.locator("model-viewer").count();
-    for (let i = 0; i < result.viewers; i++) {  // as a user scrolls down the page
-      await page.locator("model-viewer").nth(i).scrollIntoViewIfNeeded();
-    }
     if (result.viewers > 0) {
+      await page.locator("model-viewer").first().scrollIntoViewIfNeeded();
       await page.waitForFunction(
-          (n) => document.querySelectorAll("model-viewer[data-loaded]").length >= n ||
-                 document.querySelector("model-viewer[data-error]") !== null,
-          result.viewers, {timeout});
+          () => document.querySelector("model-viewer[data-loaded]") !== null ||
+                document.querySelector("model-viewer[data-error]") !== null,
+          null, {timeout, polling: 1000});
     }
     result.loaded = await page.locator("model-viewer[data-loaded]").count();
     const buttons = page.locator("button[data-clip]");

@@ -94,7 +94,7 @@ def page_html(output_dir: pathlib.Path, names: Sequence[str],
                      f"<figcaption>{alt}</figcaption></figure>")
     glb = output_dir / f"{name}_head.glb"
     if glb.is_file():
-      parts.append("<figure><model-viewer camera-controls loading='eager' "
+      parts.append("<figure><model-viewer camera-controls "
                    "shadow-intensity='0.6' exposure='1.0' camera-orbit='0deg 80deg auto' "
                    f"alt='{esc(name)} head' src='{_data_uri(glb, 'model/gltf-binary')}'>"
                    "</model-viewer><figcaption>")

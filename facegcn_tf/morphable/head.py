@@ -95,20 +95,6 @@ class HeadModel:
     return out.astype(np.float32)
 
 
-def _read(path) -> dict:
-  try:
-    data = np.load(path, allow_pickle=False)
-  except Exception as err:
-    raise ValueError(f"{path}: cannot read the ICT head file ({type(err).__name__}: {err})") from err
-  if not isinstance(data, np.lib.npyio.NpzFile):
-    raise ValueError(f"{path}: not an ICT head file (an .npy array, not .npz)")
-  with data:
-    missing = [k for k in _KEYS if k not in data.files]
-    if missing:
-      raise ValueError(f"{path}: not an ICT head file (missing keys {missing})")
-    return {k: data[k] for k in _KEYS}
-
-
 def _polygons_to_triangles(polygons: np.ndarray, corners_uv: np.ndarray,
                            vertices: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
   """Quads (shorter diagonal) and triangles (-1 4th index) -> triangles, their UVs and the
@@ -135,7 +121,7 @@ def load_head(path: Optional[Union[str, os.PathLike]] = None,
   """
   found = assets.find_asset(HEAD_RELATIVE_PATH, explicit=path, how_to_get=ict.HOW_TO_GET,
                             alternatives=("ict_head.npz",))
-  raw = _read(found)
+  raw = ict.read_npz(found, _KEYS, "ICT head file")
   neutral_cm = raw["neutral"].astype(np.float64)
   part_names = [str(n) for n in raw["part_names"]]
   vranges, pranges = raw["part_vertex_range"], raw["part_polygon_range"]

@@ -48,19 +48,20 @@ CM_TO_DM = 0.1
 _KEYS = ("neutral", "id_basis", "exp_basis", "exp_names", "quads", "uv", "quad_uv", "landmarks68")
 
 
-def _read_npz(path) -> dict:
+def read_npz(path, keys=_KEYS, what: str = "ICT face-area model file") -> dict:
+  """The arrays ``keys`` of an ``.npz`` model file (ValueError naming ``what`` if unusable)."""
   try:
     data = np.load(path, allow_pickle=False)
   except Exception as err:  # not a zip / npy file, unreadable, pickled
     raise ValueError(
-        f"{path}: cannot read the ICT model file ({type(err).__name__}: {err})") from err
+        f"{path}: cannot read the {what} ({type(err).__name__}: {err})") from err
   if not isinstance(data, np.lib.npyio.NpzFile):
-    raise ValueError(f"{path}: not an ICT face-area model file (an .npy array, not .npz)")
+    raise ValueError(f"{path}: not an {what} (an .npy array, not .npz)")
   with data:
-    missing = [k for k in _KEYS if k not in data.files]
+    missing = [k for k in keys if k not in data.files]
     if missing:
-      raise ValueError(f"{path}: not an ICT face-area model file (missing keys {missing})")
-    return {k: data[k] for k in _KEYS}
+      raise ValueError(f"{path}: not an {what} (missing keys {missing})")
+    return {k: data[k] for k in keys}
 
 
 def load_ict(path: Optional[Union[str, os.PathLike]] = None, subdivide: bool = True,
@@ -83,7 +84,7 @@ def load_ict(path: Optional[Union[str, os.PathLike]] = None, subdivide: bool = T
   """
   found = assets.find_asset(ICT_RELATIVE_PATH, explicit=path, how_to_get=HOW_TO_GET,
                             alternatives=("ict_face_area.npz",))
-  raw = _read_npz(found)
+  raw = read_npz(found)
   neutral = raw["neutral"].astype(np.float64) * CM_TO_DM
   num = len(neutral)
   id_basis = raw["id_basis"].astype(np.float32) * np.float32(CM_TO_DM)
