@@ -6,7 +6,8 @@ what it needs and works when opened straight from disk (no server, no browser fl
 * the viewer is ``@google/model-viewer``'s **UMD** bundle (a classic script, which
   ``file://`` pages may load), copied beside the page as ``model-viewer-umd.min.js``;
 * each head's GLB is **embedded** in the page as a ``data:`` URI (model-viewer loads
-  ``data:`` URIs with no request to the file system); the GLB files stay beside it.
+  ``data:`` URIs with no request to the file system); the GLB files stay beside it. The
+  heads load one after another, in page order.
 
 Buttons play the GLB's own animation clips (``export.head_export.CLIPS``: smile, blink,
 jaw open) through model-viewer's ``animation-name`` / ``play()``. The page lists the run's
@@ -36,15 +37,21 @@ button{margin:4px 6px 0 0;padding:5px 12px}
 """
 
 _SCRIPT = """
+// Heads load one after another, in page order (several at once starve a software-WebGL
+// browser): each viewer gets its embedded GLB once the one before it has loaded.
+var queue = Array.prototype.slice.call(document.querySelectorAll('model-viewer[data-glb]'));
+function loadNext() {
+  var next = queue.shift();
+  if (next) next.src = next.dataset.glb;
+}
 document.querySelectorAll('.face').forEach(function (face) {
   var viewer = face.querySelector('model-viewer');
   if (!viewer) return;
   viewer.addEventListener('load', function () {
     viewer.dataset.loaded = '1';
-    document.body.dataset.loadedViewers = String(
-        document.querySelectorAll('model-viewer[data-loaded]').length);
+    loadNext();
   });
-  viewer.addEventListener('error', function (e) { viewer.dataset.error = '1'; });
+  viewer.addEventListener('error', function (e) { viewer.dataset.error = '1'; loadNext(); });
   face.querySelectorAll('button[data-clip]').forEach(function (button) {
     button.addEventListener('click', function () {
       viewer.animationName = button.dataset.clip;
@@ -96,7 +103,7 @@ def page_html(output_dir: pathlib.Path, names: Sequence[str],
     if glb.is_file():
       parts.append("<figure><model-viewer camera-controls "
                    "shadow-intensity='0.6' exposure='1.0' camera-orbit='0deg 80deg auto' "
-                   f"alt='{esc(name)} head' src='{_data_uri(glb, 'model/gltf-binary')}'>"
+                   f"alt='{esc(name)} head' data-glb='{_data_uri(glb, 'model/gltf-binary')}'>"
                    "</model-viewer><figcaption>")
       for clip in head_export.CLIPS:
         parts.append(f"<button data-clip='{clip}'>{esc(clip)}</button>")
@@ -109,7 +116,7 @@ def page_html(output_dir: pathlib.Path, names: Sequence[str],
     parts.append("</ul>")
   if not names and not failures:
     parts.append("<p>No face in this folder yet.</p>")
-  parts.append(f"<script>{_SCRIPT}</script></body></html>")
+  parts.append(f"<script>{_SCRIPT}loadNext();</script></body></html>")
   return "".join(parts)
 
 
