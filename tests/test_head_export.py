@@ -271,3 +271,23 @@ def test_blender_imports_and_renders_the_head(written, tmp_path, fmt):
   # Eyes: dark iris/pupil pixels inside the head's upper half (they are not empty sockets).
   upper = image[20:50, 25:71].mean(-1)
   assert (upper < 60).sum() >= 2
+
+
+def test_export_face_writes_the_head_and_its_json(models, tmp_path):
+  from facegcn_tf.export import writer
+  face_model, head_model = models
+  coeffs = np.zeros(face_model.layout.total, np.float32)
+  coeffs[face_model.layout.slices()["exp"]][face_model.exp_names.index("jawOpen")] = 0.5
+  paths = writer.export_face(tmp_path, "f", face_model, vertices=face_model.mean_shape,
+                             fine_albedo=face_model.mean_albedo,
+                             coarse_albedo=face_model.mean_albedo, formats=("head", "json"),
+                             texture_size=128, head_model=head_model, coeffs=coeffs)
+  names = sorted(pathlib.Path(p).name for p in paths)
+  assert names == sorted(p.name for p in writer.planned_files(tmp_path, "f", ("head", "json")))
+  assert writer.outputs_complete(tmp_path, "f", ("head", "json"))
+  head = json.loads((tmp_path / "f.json").read_text())["export"]["head"]
+  assert len(head["morph_targets"]) == 53 and head["eye_mouth_colors"]["sources"] == {}
+  with pytest.raises(ValueError, match="head_model"):
+    writer.export_face(tmp_path, "g", face_model, vertices=face_model.mean_shape,
+                       fine_albedo=face_model.mean_albedo,
+                       coarse_albedo=face_model.mean_albedo, formats=("head",))

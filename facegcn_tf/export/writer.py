@@ -305,6 +305,14 @@ def export_face(output_dir: PathLike, name: str, model: MorphableModel, *,
                                    "elsewhere", "rings": fill_rings,
                          "visible_fraction": float(np.mean(vis > 0.5))}
                         if vis is not None else None),
+        "head": ({"num_vertices": int(len(head.base)),
+                  "num_triangles": int(len(head.triangles)),
+                  "morph_targets": list(head.exp_names),
+                  "eye_mouth_colors": {"iris": head_colors.iris,
+                                       "iris_radius": head_colors.iris_radius,
+                                       "teeth": head_colors.teeth,
+                                       "sources": head_colors.sources}}
+                 if head is not None else None),
     })
     written.append(atomic.write_json(path(".json"), report_lib.to_json_safe(document)))
   return [str(p) for p in written]
