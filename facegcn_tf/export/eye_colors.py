@@ -5,7 +5,8 @@
 
 * **iris**: eye-contour pixels darker than the contour's median luminance are iris, pupil
   or lashes; the iris colour is the median of the brighter half of those (the darkest are
-  pupil and lashes), its size the width of the dark columns over the corner-to-corner eye
+  pupil and lashes; a red result, i.e. skin or lid shadow, is pulled halfway to a brown of the
+  same brightness), its size the width of the mostly-dark columns over the corner-to-corner eye
   width (an adult iris is ~11.7 mm, an eye ~30 mm: 0.39), clamped to a plausible range and
   turned into the eyeball-relative radius the painter uses. An eye too closed or too small
   (fewer than ``MIN_PIXELS`` pixels) keeps the default.
@@ -69,12 +70,18 @@ def eye_mouth_colors(crop: np.ndarray, landmarks: np.ndarray,
     dark_pixels, dark_luma = pixels[dark], luma[dark]
     irises.append(np.median(dark_pixels[dark_luma >= np.median(dark_luma)], axis=0))
     width = np.linalg.norm(points[3] - points[0])
-    columns = np.unique(xs[dark])
+    # Iris columns: most of the column's eye pixels are dark (lashes darken only a few).
+    columns = np.unique(xs)
+    dark_share = np.array([dark[xs == c].mean() for c in columns])
     if width > 4:
-      ratios.append(len(columns) / width)
+      ratios.append(float(np.sum(dark_share > 0.6)) / width)
   iris, radius = default.iris, default.iris_radius
   if irises:
     colour = np.clip(np.median(irises, axis=0) * albedo_gain, 0.02, 0.8)
+    if colour[0] > 1.8 * colour[1]:  # red: skin or lid shadow, not an iris hue
+      default_rgb = np.asarray(default.iris)
+      colour = 0.5 * colour + 0.5 * default_rgb * (_luma(colour[None])[0] /
+                                                   _luma(default_rgb[None])[0])
     iris = tuple(float(c) for c in colour)
     sources["iris"] = f"photo ({len(irises)} eye(s))"
   if ratios:
