@@ -103,8 +103,8 @@ def atlas_uv(head: HeadModel) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
   """The rest's UVs in the 2 x 2 atlas.
 
   Returns:
-    rest: [F] bool, the head's non-face triangles; uv: [3 F_rest, 2] one UV per corner;
-    triangle_uv: [F_rest, 3] into it.
+    rest: [F] bool, the head's non-face triangles; uv: [Vt_rest, 2] one atlas UV per
+    (file UV, tile) pair the rest uses; triangle_uv: [F_rest, 3] into it.
   """
   rest = head.triangle_part != head.part_names.index("face")
   corners = head.uv[head.triangle_uv[rest]]  # [F, 3, 2]
@@ -120,8 +120,7 @@ def atlas_uv(head: HeadModel) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
   uv = np.stack([(local[..., 0] + col[:, None]) / 2, (local[..., 1] + row[:, None]) / 2], -1)
   # One atlas UV per (file UV, tile): corners that shared a UV still do (no needless seams).
   keys = head.triangle_uv[rest].astype(np.int64) * 4 + tiles[:, None]
-  unique, first, inverse = np.unique(keys.reshape(-1), return_index=True, return_inverse=True)
-  del unique
+  _, first, inverse = np.unique(keys.reshape(-1), return_index=True, return_inverse=True)
   return (rest, uv.reshape(-1, 2)[first].astype(np.float32),
           inverse.reshape(-1, 3).astype(np.int32))
 
