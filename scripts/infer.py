@@ -32,7 +32,8 @@ _ALL_FACES = flags.DEFINE_bool("all_faces", False, "Reconstruct every face, not 
 _MIN_CONFIDENCE = flags.DEFINE_float("min_confidence", 0.9, "Face detector threshold.",
                                      lower_bound=0.0, upper_bound=1.0)
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", 4, "Faces processed together.", lower_bound=1)
-_FORMATS = flags.DEFINE_list("formats", ["obj", "ply", "glb", "png", "json"], "Output formats.")
+_FORMATS = flags.DEFINE_list("formats", ["obj", "ply", "glb", "png", "head", "json"],
+                             "Output formats (head: the whole head, rigged GLB + OBJ/PLY).")
 _TEXTURE_SIZE = flags.DEFINE_integer("texture_size", 1024, "UV texture side.", lower_bound=64)
 _PRESET = flags.DEFINE_enum("preset", "default", ["fast", "default", "best"],
                             "Speed/quality schedule (README: 'Presets'); --fit_steps and "
@@ -105,6 +106,22 @@ def _trained_path():
   return spec.face_model, (steps if flags.FLAGS["refine_steps"].present else 0)
 
 
+# model-viewer's classic-script bundle, installed by scripts/setup.sh (npm, web/).
+VIEWER_JS = (pathlib.Path(__file__).resolve().parent.parent / "web" / "node_modules" / "@google"
+             / "model-viewer" / "dist" / "model-viewer-umd.min.js")
+
+
+def _write_results_page(output_dir: pathlib.Path, summary) -> None:
+  """index.html with every face of the folder and this run's failures (never fatal)."""
+  from facegcn_tf.export import results_page  # pylint: disable=import-outside-toplevel
+  if not output_dir.is_dir():
+    return
+  try:
+    results_page.write_index(output_dir, summary.failed, VIEWER_JS)
+  except OSError as err:
+    print(f"results page not written: {err}")
+
+
 def main(argv):
   if len(argv) > 1:
     _usage_error(f"unexpected arguments: {' '.join(argv[1:])}")
@@ -145,6 +162,7 @@ def main(argv):
   with pipeline.interrupt_on_signals():  # SIGINT/SIGTERM stop between steps, keep what's done
     summary = pipeline.run(scan.paths, pathlib.Path(_OUTPUT_DIR.value), reconstructor,
                            flags=run_flags, progress=_PROGRESS.value, odd_inputs=scan.odd)
+  _write_results_page(pathlib.Path(_OUTPUT_DIR.value), summary)
   print(summary.table())
   print(f"outputs: {pathlib.Path(_OUTPUT_DIR.value).resolve()}")
   return summary.exit_code()

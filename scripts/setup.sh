@@ -6,11 +6,14 @@
 #   2. Bazel (Debian's bazel-bootstrap) where it is missing
 #   3. bazel build //third_party:rasterizer  (tf_mesh_renderer op against the venv's TF)
 #   4. offline assets: example photos, ICT face model check, identity-network weights
+#   5. web: Node.js tools into web/node_modules (npm ci: gltf-validator for the GLB tests,
+#      @google/model-viewer for the results page, playwright-core for the browser test),
+#      and Debian's chromium (browser test) and blender + python3-numpy (scripts/render_blender.py)
 #
 # Environment:
 #   PYTHON           interpreter used to create .venv (default: python3; needs >= 3.10)
 #   FACEGCN_ASSETS   where converted assets go / are searched first (default: ./assets)
-#   SETUP_SKIP       comma list of steps to skip: venv,package,bazel,build,assets
+#   SETUP_SKIP       comma list of steps to skip: venv,package,bazel,build,assets,web,browser,blender
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -100,5 +103,36 @@ fi
 if ! skip assets; then
   log "preparing assets"
   TF_CPP_MIN_LOG_LEVEL=3 "$PY" scripts/prepare_assets.py
+fi
+# ---------------------------------------------------------------- 5. web tools, browser, Blender
+apt_install() {  # apt_install PACKAGE...: installs the Debian packages that are missing
+  local missing=()
+  for pkg in "$@"; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done
+  [[ ${#missing[@]} -eq 0 ]] && return 0
+  if ! command -v apt-get >/dev/null 2>&1; then
+    echo "[setup] error: apt-get unavailable; install ${missing[*]} yourself"; exit 1
+  fi
+  local SUDO=""; [[ "$(id -u)" != 0 ]] && SUDO="sudo"
+  log "installing ${missing[*]} (Debian)"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+}
+if ! skip web; then
+  command -v npm >/dev/null 2>&1 || apt_install nodejs npm
+  mkdir -p "$STAMPS"
+  want="$(digest web/package.json web/package-lock.json)"
+  if [[ -d web/node_modules && "$(cat "$STAMPS/web" 2>/dev/null)" == "$want" ]]; then
+    log "web tools up to date (web/node_modules)"
+  else
+    log "npm ci (web/: gltf-validator, model-viewer, playwright-core)"
+    (cd web && npm ci --no-audit --no-fund --loglevel=error)
+    echo "$want" > "$STAMPS/web"
+  fi
+fi
+if ! skip browser; then
+  apt_install chromium
+fi
+if ! skip blender; then
+  apt_install blender python3-numpy
 fi
 log "done"

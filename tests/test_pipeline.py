@@ -105,13 +105,17 @@ def test_one_photo_through_the_public_api_rasterizes_each_view_once(
   assert calls[(model.num_triangles, (size, size))] == 0, calls
   before_save = sum(calls.values())
   written = result.save(tmp_path / "out", texture_size=128)
-  # Saving adds exactly one rasterization: the UV layout, shared by every texture.
-  assert sum(calls.values()) == before_save + 1, calls
+  # Saving adds exactly two rasterizations: the face's UV layout, shared by every face
+  # texture, and the whole head's atlas (format "head").
+  assert sum(calls.values()) == before_save + 2, calls
   names = sorted(pathlib.Path(p).name for p in written)
   assert names == sorted(["astronaut.obj", "astronaut.mtl", "astronaut_texture.png",
                           "astronaut.ply", "astronaut.glb", "astronaut_coarse_texture.png",
                           "astronaut_lit_texture.png", "astronaut_overlay.png",
-                          "astronaut_strip.png", "astronaut.json"])
+                          "astronaut_strip.png", "astronaut.json", "astronaut_head.glb",
+                          "astronaut_head.obj", "astronaut_head.mtl", "astronaut_head.ply",
+                          "astronaut_head_neutral.obj", "astronaut_head_neutral.mtl",
+                          "astronaut_head_texture.png"])
   mesh = trimesh.load(tmp_path / "out" / "astronaut.ply", process=False)
   assert mesh.vertices.shape == (model.num_vertices, 3)
   # The stage results are what was handed forward, not recomputed copies.

@@ -8,5 +8,10 @@ Modules:
   mesh_io         OBJ + MTL, binary PLY, GLB writers (units: OBJ/PLY cm, GLB m)
   overlay         paste-back onto the original photo, comparison strip, shape render
   report          the per-face JSON report
+  head_mesh       the whole head: the textured face joined to scalp, eyes, mouth, teeth
+  eye_colors      iris colour/size and teeth colour read from the aligned photo
+  gltf_rig        GLB with morph targets (sparse accessors, ARKit names, animation clips)
+  head_export     the head's files: rigged GLB, posed + neutral OBJ, PLY, atlas
+  results_page    index.html of an output folder (model-viewer, embedded GLBs, offline)
   writer          ``export_face`` (all files of one face) and ``outputs_complete``
 """

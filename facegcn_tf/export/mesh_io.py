@@ -71,7 +71,7 @@ def _check_geometry(vertices, triangles, uv=None, triangle_uv=None):
   return vertices, triangles.astype(np.int64), uv, triangle_uv.astype(np.int64)
 
 
-def _rows(prefix: str, array: np.ndarray, fmt: str) -> str:
+def rows(prefix: str, array: np.ndarray, fmt: str) -> str:
   """One text line per row: ``prefix`` then the row's values in ``fmt`` (per value)."""
   if len(array) == 0:
     return ""
@@ -94,19 +94,19 @@ def obj_text(vertices: np.ndarray, triangles: np.ndarray, uv: np.ndarray, triang
     parts.append(f"# {line}\n")
   if mtl_name:
     parts.append(f"mtllib {mtl_name}\n")
-  parts.append(_rows("v", vertices, "%.6f"))
-  parts.append(_rows("vt", uv, "%.6f"))
-  parts.append(_rows("vn", normals, "%.5f"))
+  parts.append(rows("v", vertices, "%.6f"))
+  parts.append(rows("vt", uv, "%.6f"))
+  parts.append(rows("vn", normals, "%.5f"))
   parts.append("o face\n")
   if mtl_name:
     parts.append(f"usemtl {MATERIAL_NAME}\n")
   corners = np.stack([triangles + 1, triangle_uv + 1, triangles + 1], axis=-1)
   corners = corners.reshape(len(triangles), 9)
-  parts.append(_face_rows(corners))
+  parts.append(face_rows(corners))
   return "".join(parts)
 
 
-def _face_rows(corners: np.ndarray) -> str:
+def face_rows(corners: np.ndarray) -> str:
   """``f a/b/c d/e/f g/h/i`` lines from [F, 9] 1-based indices."""
   line = "f %d/%d/%d %d/%d/%d %d/%d/%d\n"
   return (line * len(corners)) % tuple(corners.reshape(-1).tolist())

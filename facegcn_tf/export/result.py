@@ -12,6 +12,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 import numpy as np
 
 from facegcn_tf.data.preprocess import PreparedFace
+from facegcn_tf.export import eye_colors
 from facegcn_tf.export import overlay
 from facegcn_tf.export import report as report_lib
 from facegcn_tf.export import uv_texture
@@ -42,6 +43,8 @@ class FaceResult:
     irradiance: [V, 3] fitted irradiance at the vertices, or None.
     photo_trust: [V] in [0, 1], how much the photo decides each vertex's albedo, or None.
       With all three the UV texture carries the photo's full-resolution detail.
+    head_model: the whole head the ``head`` format exports (``morphable.head``), or None
+      (then ``head`` is skipped: the face model has no head, e.g. BFM).
   """
   name: str
   model: MorphableModel
@@ -60,6 +63,18 @@ class FaceResult:
   pixels: Optional[np.ndarray] = None
   irradiance: Optional[np.ndarray] = None
   photo_trust: Optional[np.ndarray] = None
+  head_model: Any = None
+
+  def eye_mouth_colors(self):
+    """Iris and teeth colours read from the aligned photo (`export.eye_colors`)."""
+    visible = self.visibility > 0.5
+    luma = np.array([0.299, 0.587, 0.114], np.float32)
+    gain = 1.0
+    if visible.sum() > 100:
+      gain = float(np.median(self.fine_albedo[visible] @ luma) /
+                   max(np.median(self.lit_colors[visible] @ luma), 1e-3))
+    return eye_colors.eye_mouth_colors(self.renders.crop, self.face.landmarks68,
+                                       albedo_gain=float(np.clip(gain, 0.5, 2.0)))
 
   def report(self, flags: Any = None) -> Dict[str, Any]:
     """The face's JSON report (`report.face_report`)."""
@@ -85,13 +100,21 @@ class FaceResult:
     Returns:
       The written paths, the JSON last.
     """
+    formats = writer.check_formats(formats)
+    head = None
+    if "head" in formats:
+      if self.head_model is None:
+        formats = tuple(f for f in formats if f != "head")
+      else:
+        head = self.eye_mouth_colors()
     return writer.export_face(
         pathlib.Path(output_dir), self.name, self.model, vertices=self.shape,
         fine_albedo=self.fine_albedo, coarse_albedo=self.coarse_albedo,
         lit_colors=self.lit_colors, visibility=self.visibility, photo=self.photo,
         transform=self.face.aligned.transform, renders=self.renders,
         report=self.report(flags), formats=formats, texture_size=texture_size,
-        pixels=self.pixels, irradiance=self.irradiance, photo_trust=self.photo_trust)
+        pixels=self.pixels, irradiance=self.irradiance, photo_trust=self.photo_trust,
+        head_model=self.head_model if head else None, coeffs=self.coeffs, eye_colors=head)
 
 
 __all__ = ["FaceResult"]

@@ -15,6 +15,12 @@ format    files
           ``NAME_overlay.png`` (the full-resolution photo with the fine lit render pasted
           back, feathered) and ``NAME_strip.png`` (aligned photo | coarse | fine | shape,
           renders composited over the photo)
+``head``  the whole head (``export.head_export``): ``NAME_head.glb`` (53 ARKit blendshapes
+          as morph targets, default weights = fitted expression), ``NAME_head.obj`` +
+          ``.mtl`` (posed as fitted), ``NAME_head_neutral.obj`` + ``.mtl``,
+          ``NAME_head.ply``, ``NAME_head_texture.png`` (atlas of scalp, eyes, mouth) and
+          ``NAME_texture.png`` (the face's texture, shared with ``obj``); needs the
+          ``head_model`` and coefficients
 ``json``  ``NAME.json``: the report (``export.report.face_report``) plus an ``"export"``
           section: the files, units, texture size, how unseen parts were filled
 ========  ================================================================================
@@ -48,6 +54,8 @@ import numpy as np
 from facegcn_tf.data.alignment import AlignTransform
 from facegcn_tf import atomic
 from facegcn_tf.export import detail_texture
+from facegcn_tf.export import head_export
+from facegcn_tf.export import head_mesh
 from facegcn_tf.export import invisible_fill
 from facegcn_tf.export import mesh_io
 from facegcn_tf.export import overlay
@@ -57,7 +65,7 @@ from facegcn_tf.morphable.model import MorphableModel
 
 PathLike = Union[str, os.PathLike]
 
-FORMATS = ("obj", "ply", "glb", "png", "json")
+FORMATS = ("obj", "ply", "glb", "png", "head", "json")
 DEFAULT_FORMATS = FORMATS
 
 # File name suffixes per format (NAME + suffix).
@@ -67,6 +75,7 @@ _FILES = {
     "glb": (".glb",),
     "png": ("_texture.png", "_coarse_texture.png", "_lit_texture.png", "_overlay.png",
             "_strip.png"),
+    "head": ("_texture.png",) + head_export.SUFFIXES,
     "json": (".json",),
 }
 
@@ -172,7 +181,8 @@ def export_face(output_dir: PathLike, name: str, model: MorphableModel, *,
                 texture_size: int = uv_texture.DEFAULT_SIZE, units: str = mesh_io.DEFAULT_UNITS,
                 fill_rings: int = invisible_fill.DEFAULT_RINGS,
                 feather: float = overlay.DEFAULT_FEATHER,
-                pixels=None, irradiance=None, photo_trust=None) -> List[str]:
+                pixels=None, irradiance=None, photo_trust=None, head_model=None, coeffs=None,
+                eye_colors: Optional[head_mesh.EyeMouthColors] = None) -> List[str]:
   """Writes one face's files (see the module docstring for the file set).
 
   Args:
@@ -200,6 +210,9 @@ def export_face(output_dir: PathLike, name: str, model: MorphableModel, *,
       [V, 3] fitted irradiance and [V] photo trust (`refinement.direct_albedo`): with them
       and `photo` / `transform`, the fine UV texture carries the photo's full-resolution
       detail where the photo is trusted (`detail_texture`).
+    head_model: the whole head (``morphable.head.load_head``; needed for ``head``).
+    coeffs: [N] the face's coefficients in ``model.layout`` (needed for ``head``).
+    eye_colors: iris, teeth colours for the head (``export.eye_colors``); default: generic.
 
   Returns:
     The written paths (strings), in writing order; the JSON, if any, is last.
@@ -225,6 +238,8 @@ def export_face(output_dir: PathLike, name: str, model: MorphableModel, *,
     if not isinstance(renders, overlay.AlignedRenders):
       raise ValueError(f"renders must be an overlay.AlignedRenders, got {type(renders).__name__}")
     _check_png_inputs(photo, transform, renders)
+  if "head" in formats and (head_model is None or coeffs is None):
+    raise ValueError("format 'head' needs head_model and coeffs")
 
   albedo = fine
   if vis is not None:
@@ -238,7 +253,7 @@ def export_face(output_dir: PathLike, name: str, model: MorphableModel, *,
 
   # Textures: every colour set (and the detail layer's inputs) in one UV rasterization.
   layers = {}
-  if {"obj", "glb", "png"} & set(formats):
+  if {"obj", "glb", "png", "head"} & set(formats):
     layers["fine"] = albedo
     if all(v is not None for v in (pixels, irradiance, photo_trust, photo, transform)):
       layers["detail"] = np.concatenate(
@@ -262,7 +277,7 @@ def export_face(output_dir: PathLike, name: str, model: MorphableModel, *,
     textures = {key: uv_texture.to_uint8(value) for key, value in channels.items()}
 
   normals = mesh_io.vertex_normals(shape_dm, model.triangles)
-  if "obj" in formats or "png" in formats:
+  if {"obj", "png", "head"} & set(formats):
     written.append(atomic.write_image(path("_texture.png"), textures["fine"]))
   if "obj" in formats:
     written += mesh_io.write_obj(path(".obj"), mesh_io.convert_units(shape_dm, units),
@@ -276,6 +291,13 @@ def export_face(output_dir: PathLike, name: str, model: MorphableModel, *,
                                      mesh_io.convert_units(shape_dm, mesh_io.GLB_UNITS),
                                      model.triangles, model.uv, model.triangle_uv,
                                      textures["fine"], normals=normals))
+  head = None
+  head_colors = eye_colors or head_mesh.EyeMouthColors()
+  if "head" in formats:
+    parts = model.layout.split(np.asarray(coeffs, np.float32).reshape(-1))
+    head = head_mesh.build_head(model, head_model, parts["id"], parts["exp"], albedo,
+                                head_colors, texture_size=texture_size)
+    written += head_export.write_head(output_dir, name, head, textures["fine"], units=units)
   if "png" in formats:
     written.append(atomic.write_image(path("_coarse_texture.png"), textures["coarse"]))
     written.append(atomic.write_image(path("_lit_texture.png"), textures["lit"]))
@@ -300,6 +322,14 @@ def export_face(output_dir: PathLike, name: str, model: MorphableModel, *,
                                    "elsewhere", "rings": fill_rings,
                          "visible_fraction": float(np.mean(vis > 0.5))}
                         if vis is not None else None),
+        "head": ({"num_vertices": int(len(head.base)),
+                  "num_triangles": int(len(head.triangles)),
+                  "morph_targets": list(head.exp_names),
+                  "eye_mouth_colors": {"iris": head_colors.iris,
+                                       "iris_radius": head_colors.iris_radius,
+                                       "teeth": head_colors.teeth,
+                                       "sources": head_colors.sources}}
+                 if head is not None else None),
     })
     written.append(atomic.write_json(path(".json"), report_lib.to_json_safe(document)))
   return [str(p) for p in written]

@@ -51,26 +51,21 @@ CM_TO_DM = 0.1
 _KEYS = ("neutral", "id_basis", "exp_basis", "exp_names", "quads", "uv", "quad_uv", "landmarks68")
 
 
-def _read_npz(path) -> dict:
+def read_npz(path, keys=_KEYS, what: str = "ICT face-area model file", optional=()) -> dict:
+  """The arrays ``keys`` (and those of ``optional`` it has) of an ``.npz`` model file
+  (ValueError naming ``what`` if unusable)."""
   try:
     data = np.load(path, allow_pickle=False)
   except Exception as err:  # not a zip / npy file, unreadable, pickled
     raise ValueError(
-        f"{path}: cannot read the ICT model file ({type(err).__name__}: {err})") from err
+        f"{path}: cannot read the {what} ({type(err).__name__}: {err})") from err
   if not isinstance(data, np.lib.npyio.NpzFile):
-    raise ValueError(f"{path}: not an ICT face-area model file (an .npy array, not .npz)")
+    raise ValueError(f"{path}: not an {what} (an .npy array, not .npz)")
   with data:
-    missing = [k for k in _KEYS if k not in data.files]
+    missing = [k for k in keys if k not in data.files]
     if missing:
-      raise ValueError(f"{path}: not an ICT face-area model file (missing keys {missing})")
-    out = {k: data[k] for k in _KEYS}
-    quads = len(out["quads"])
-    out["narrow_quads"] = (int(data["narrow_face_quad_count"])
-                           if "narrow_face_quad_count" in data.files else quads)
-    if not 0 < out["narrow_quads"] <= quads:
-      raise ValueError(f"{path}: narrow_face_quad_count {out['narrow_quads']} is not in "
-                       f"[1, {quads}]")
-    return out
+      raise ValueError(f"{path}: not an {what} (missing keys {missing})")
+    return {k: data[k] for k in tuple(keys) + tuple(optional) if k in data.files}
 
 
 def load_ict(path: Optional[Union[str, os.PathLike]] = None, subdivide: bool = True,
@@ -93,7 +88,7 @@ def load_ict(path: Optional[Union[str, os.PathLike]] = None, subdivide: bool = T
   """
   found = assets.find_asset(ICT_RELATIVE_PATH, explicit=path, how_to_get=HOW_TO_GET,
                             alternatives=("ict_face_area.npz",))
-  raw = _read_npz(found)
+  raw = read_npz(found, optional=("narrow_face_quad_count",))
   neutral = raw["neutral"].astype(np.float64) * CM_TO_DM
   num = len(neutral)
   id_basis = raw["id_basis"].astype(np.float32) * np.float32(CM_TO_DM)
@@ -105,8 +100,12 @@ def load_ict(path: Optional[Union[str, os.PathLike]] = None, subdivide: bool = T
   split = subdivision.shorter_diagonal_is_02(quads, neutral)
   triangles = subdivision.quads_to_triangles(quads, split)
   triangle_uv = subdivision.quads_to_triangles(quad_uv, split)
-  # quads_to_triangles keeps quad q's two triangles at 2q, 2q + 1.
-  face_region = np.arange(len(triangles)) < 2 * raw["narrow_quads"]
+  # The narrow inner face: the file's first quads. quads_to_triangles keeps quad q's two
+  # triangles at 2q, 2q + 1.
+  narrow = int(raw.get("narrow_face_quad_count", len(quads)))
+  if not 0 < narrow <= len(quads):
+    raise ValueError(f"{found}: narrow_face_quad_count {narrow} is not in [1, {len(quads)}]")
+  face_region = np.arange(len(triangles)) < 2 * narrow
   if not normals_lib.faces_viewer(neutral, triangles):
     triangles, triangle_uv = triangles[:, [0, 2, 1]], triangle_uv[:, [0, 2, 1]]
   neutral -= normals_lib.surface_centroid(neutral, triangles)

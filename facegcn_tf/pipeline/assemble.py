@@ -135,7 +135,8 @@ def face_results(components: Components, faces: Sequence[PreparedFace], names: S
         landmarks=coarse.landmarks[i], renders=renders[i], figures=figures,
         extra=dict(extras[i], refinement=dict(refinement.method)), pixels=pixels[i],
         irradiance=irradiance[i],
-        photo_trust=None if refinement.trusted is None else refinement.trusted[i]))
+        photo_trust=None if refinement.trusted is None else refinement.trusted[i],
+        head_model=components.head_model))
   return results
 
 

@@ -8,6 +8,7 @@ import tensorflow as tf
 from facegcn_tf.assets import loaders
 from facegcn_tf.data.preprocess import FacePreprocessor
 from facegcn_tf.fitting.fitter import Fitter
+from facegcn_tf.morphable import head as head_lib
 from facegcn_tf.morphable import load_fitting_model, load_model
 from facegcn_tf.morphable.model import MorphableModel
 from facegcn_tf.networks.identity import IdentityEncoder
@@ -37,6 +38,8 @@ class Components:
       to fit.
     fitter: the coarse fitter, built once so its traced steps serve every batch (None
       with an R-Net).
+    head_model: the whole ICT head the ``head`` format exports (None for other models or
+      when the run does not export it).
   """
   model: MorphableModel
   renderer: FaceRenderer
@@ -46,6 +49,7 @@ class Components:
   refiner: Optional[Union[feed_forward.FeedForwardRefiner, per_image.PerImageRefiner]]
   rnet: Optional[Callable[[tf.Tensor], tf.Tensor]]
   fitter: Optional[Fitter] = None
+  head_model: Optional[head_lib.HeadModel] = None
 
 
 def _build_refiner(settings: Settings, renderer: FaceRenderer, identity):
@@ -90,7 +94,15 @@ def build_components(settings: Settings) -> Components:
   return Components(
       model=model, renderer=renderer, fit_renderer=fit_renderer,
       preprocessor=FacePreprocessor(model.template5, min_confidence=settings.min_confidence),
-      identity=identity, refiner=refiner, rnet=rnet, fitter=fitter)
+      identity=identity, refiner=refiner, rnet=rnet, fitter=fitter,
+      head_model=_head_model(model, settings))
+
+
+def _head_model(model: MorphableModel, settings: Settings) -> Optional[head_lib.HeadModel]:
+  """The ICT head when the run exports ``head`` with an ICT face model, else None."""
+  if "head" not in tuple(getattr(settings, "formats", ()) or ()) or not model.name.startswith("ict"):
+    return None
+  return head_lib.load_head()
 
 
 __all__ = ["Components", "build_components"]
