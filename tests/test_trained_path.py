@@ -206,7 +206,7 @@ def test_a_facenet_trained_generator_gets_facenet_features(tmp_path, zero_rnet, 
   generator_spec.export_generator(generator, spec, str(tmp_path / "gcn"))
   rec = pipeline.Reconstructor(pipeline.Settings(
       face_model="ict_coarse", rnet_checkpoint=str(zero_rnet), gcn_checkpoint=str(tmp_path / "gcn"),
-      refine_steps=0, identity_weights=str(graph)))
+      refine_steps=0, identity_weights=str(graph), albedo_source="gcn"))
   refiner = rec.components.refiner
   assert refiner.encoder.kind == "facenet" and rec.components.identity.kind == "dlib"
   photo = rec.prepare(photos / "a.png")

@@ -23,6 +23,7 @@ from facegcn_tf.pipeline.factory import Components
 from facegcn_tf.pipeline.stages import CoarseFit, FaceBatch, Refinement
 from facegcn_tf.refinement import direct_albedo
 from facegcn_tf.refinement import feed_forward
+from facegcn_tf.render import sampling
 
 
 def photo_trust(components: Components, batch: FaceBatch, coarse: CoarseFit) -> tf.Tensor:
@@ -37,7 +38,10 @@ def photo_trust(components: Components, batch: FaceBatch, coarse: CoarseFit) -> 
   to_camera = tf.math.l2_normalize(
       tf.constant([0.0, 0.0, renderer.camera.distance]) - geometry.vertices, axis=-1)
   cos_view = tf.reduce_sum(geometry.normals * to_camera, axis=-1)
-  weight = direct_albedo.trust_weights(coarse.visibility, occluded, cos_view)
+  # Seen by the z-buffer test, or a corner of a triangle the image shows.
+  seen = tf.maximum(tf.cast(coarse.visibility, tf.float32),
+                    renderer.drawn_vertices(coarse.rendering.raster))
+  weight = direct_albedo.trust_weights(seen, occluded, cos_view)
   return weight * tf.cast(inside > 0.99, tf.float32)
 
 
@@ -95,8 +99,9 @@ def refine(components: Components, batch: FaceBatch, coarse: CoarseFit,
     fine, trusted = fallback, None
   else:
     trusted = trust_np.astype(np.float32)
-    sampled, _ = renderer.sample_image(batch.images / 255.0, geometry, rendering.raster,
-                                       visibility=coarse.visibility)
+    # T_p at every vertex; `trust` says where it counts.
+    sampled = sampling.bilinear_sample(tf.constant(batch.images / 255.0, tf.float32),
+                                       geometry.pixels)
     gamma = renderer.split(coarse.coeffs)["gamma"]
     solved = direct_albedo.direct_albedo(sampled, geometry.normals, gamma, trust,
                                          fallback).numpy()

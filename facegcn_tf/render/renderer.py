@@ -156,6 +156,26 @@ class FaceRenderer:
     return sampling.vertex_visibility(geometry.pixels, geometry.depth, depth_buffer,
                                       raster.mask, facing, tolerance)
 
+  def drawn_vertices(self, raster: RasterOutput) -> tf.Tensor:
+    """[B, V] 1 for the vertices of every triangle the raster shows in some pixel: their
+    colours reach the image even where the z-buffer test at the vertex itself fails (corners
+    on a silhouette or a depth edge)."""
+    num_vertices = self.model.num_vertices
+    covered = tf.cast(raster.mask > 0.5, tf.int32)
+    size = int(self.triangles.shape[0])
+
+    def one(args):
+      ids, on = args
+      shown = tf.math.unsorted_segment_max(on, ids, size) > 0            # [F']
+      corners = tf.boolean_mask(self.triangles, shown)                   # [F'', 3]
+      hits = tf.scatter_nd(tf.reshape(corners, [-1, 1]),
+                           tf.ones([tf.size(corners)], tf.float32), [num_vertices])
+      return tf.cast(hits > 0, tf.float32)
+
+    ids = tf.reshape(raster.triangle_ids, [tf.shape(covered)[0], -1])
+    return tf.map_fn(one, (ids, tf.reshape(covered, tf.shape(ids))),
+                     fn_output_signature=tf.float32)
+
   def sample_image(self, image: tf.Tensor, geometry: FaceGeometry, raster: RasterOutput,
                    tolerance: float = 0.02, visibility: Optional[tf.Tensor] = None):
     """The photo's colours at the projected vertices (the paper's T_p).
