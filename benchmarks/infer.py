@@ -9,6 +9,7 @@ import dataclasses
 import json
 import math
 import pathlib
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -26,9 +27,15 @@ TITLE = "End to end: infer.py pipeline, seconds (CPU)"
 
 
 def _photos(folder: pathlib.Path, count: int):
-  """`count` example photos written as files (cycling through the bundled ones)."""
+  """`count` example photo files (the bundled ones, then copies of them under new names)."""
   written = examples.write_example_photos(folder / "examples")
-  return [written[i % len(written)] for i in range(count)]
+  photos = list(written)
+  for i in range(len(written), count):
+    source = written[i % len(written)]
+    copy = source.with_name(f"{source.stem}_{i}{source.suffix}")
+    shutil.copyfile(source, copy)
+    photos.append(copy)
+  return photos[:count]
 
 
 def stage_seconds(reconstructor: pipeline.Reconstructor, photos, output_dir) -> dict:

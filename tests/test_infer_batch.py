@@ -147,3 +147,16 @@ def test_scan_reports_photo_named_entries_only(tmp_path, astronaut):
   assert matched.odd == folder.odd
   with pytest.raises(ValueError, match="no input images"):
     scan_inputs(str(tmp_path / "nothing" / "*.png"))
+
+
+def test_a_photo_given_twice_is_reconstructed_once(tmp_path, astronaut):
+  import cv2
+  from facegcn_tf import pipeline
+  from facegcn_tf.fitting.fitter import FitConfig
+  photo = tmp_path / "a.png"
+  cv2.imwrite(str(photo), astronaut[..., ::-1])
+  reconstructor = pipeline.Reconstructor.from_settings(
+      fit_config=FitConfig().scaled(0.05), refine_steps=0, formats=("json",))
+  summary = pipeline.run([photo, photo, tmp_path / "." / "a.png"], tmp_path / "out",
+                         reconstructor, progress=False)
+  assert [name for name, _ in summary.done] == ["a"] and not summary.failed

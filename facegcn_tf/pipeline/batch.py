@@ -339,6 +339,7 @@ def run(inputs: Sequence[pathlib.Path], output_dir: pathlib.Path, reconstructor:
   settings = reconstructor.settings
   output_dir = pathlib.Path(output_dir)
   summary = RunSummary(skipped=list(odd_inputs))
+  inputs = list(dict.fromkeys(pathlib.Path(p) for p in inputs))   # each photo once
   names = output_names(inputs)
   pending: List[_Pending] = []
   in_flight: List[str] = []
