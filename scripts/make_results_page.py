@@ -27,7 +27,8 @@ def main(argv):
   import numpy as np
   import trimesh
 
-  from facegcn_tf import atomic, evaluation
+  from facegcn_tf import atomic
+  from facegcn_tf.export import evaluation
   from facegcn_tf.pipeline.batch import output_names, resolve_inputs
   from facegcn_tf.morphable import load_model
   from facegcn_tf.render import light_presets
@@ -92,11 +93,14 @@ def main(argv):
   text = "\n".join([
       "# Results on the bundled example photos", "",
       "Made by the README's main command (`scripts/infer.py --input examples --output_dir "
-      "outputs`: ICT face model, analysis-by-synthesis fitting, 150 steps of per-image GCN "
-      "refinement, CPU) and `python scripts/make_results_page.py`.", "",
+      "outputs`: preset `default`, ICT face model, analysis-by-synthesis fitting with occluder "
+      "segmentation, the photo's albedo solved directly with mirror fill, no GCN, CPU) and "
+      "`python scripts/make_results_page.py`.", "",
       "## Evaluation", "",
       "`python scripts/evaluate.py --photos=examples --outputs=outputs`. PSNR and SSIM: lit "
-      "render vs aligned photo inside the projected mesh ∩ face mask; identity distance: dlib "
+      "render vs aligned photo inside the replaced pixels (the rendered face minus the "
+      "estimated occluders) ∩ face mask; direct copy: the photo's colour copied to each vertex, "
+      "judged the same way; identity distance: dlib "
       "descriptor of the photo vs the render composited on it (same person < 0.6); landmark "
       "NME: 68 projected model landmarks vs the detected ones, over the outer-eye-corner "
       "distance.", "", table,
