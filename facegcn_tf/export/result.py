@@ -42,7 +42,9 @@ class FaceResult:
     pixels: [V, 2] aligned-crop positions of the posed vertices, or None.
     irradiance: [V, 3] fitted irradiance at the vertices, or None.
     photo_trust: [V] in [0, 1], how much the photo decides each vertex's albedo, or None.
-      With all three the UV texture carries the photo's full-resolution detail.
+      With all three the UV texture carries the photo's full-resolution detail. Set by the
+      pipeline's texture stage, which has also filled `fine_albedo`'s unseen parts: the
+      writer then does not fill them again.
     head_model: the whole head the ``head`` format exports (``morphable.head``), or None
       (then ``head`` is skipped: the face model has no head, e.g. BFM).
   """
@@ -114,7 +116,8 @@ class FaceResult:
         transform=self.face.aligned.transform, renders=self.renders,
         report=self.report(flags), formats=formats, texture_size=texture_size,
         pixels=self.pixels, irradiance=self.irradiance, photo_trust=self.photo_trust,
-        head_model=self.head_model if head else None, coeffs=self.coeffs, eye_colors=head)
+        head_model=self.head_model if head else None, coeffs=self.coeffs, eye_colors=head,
+        unseen_filled=self.photo_trust is not None)
 
 
 __all__ = ["FaceResult"]

@@ -182,7 +182,8 @@ def export_face(output_dir: PathLike, name: str, model: MorphableModel, *,
                 fill_rings: int = invisible_fill.DEFAULT_RINGS,
                 feather: float = overlay.DEFAULT_FEATHER,
                 pixels=None, irradiance=None, photo_trust=None, head_model=None, coeffs=None,
-                eye_colors: Optional[head_mesh.EyeMouthColors] = None) -> List[str]:
+                eye_colors: Optional[head_mesh.EyeMouthColors] = None,
+                unseen_filled: bool = False) -> List[str]:
   """Writes one face's files (see the module docstring for the file set).
 
   Args:
@@ -213,6 +214,8 @@ def export_face(output_dir: PathLike, name: str, model: MorphableModel, *,
     head_model: the whole head (``morphable.head.load_head``; needed for ``head``).
     coeffs: [N] the face's coefficients in ``model.layout`` (needed for ``head``).
     eye_colors: iris, teeth colours for the head (``export.eye_colors``); default: generic.
+    unseen_filled: the fine albedo's unseen parts are filled already (the pipeline's texture
+      stage does it, `pipeline.refine`): `visibility` is only reported, not used to fill.
 
   Returns:
     The written paths (strings), in writing order; the JSON, if any, is last.
@@ -242,7 +245,7 @@ def export_face(output_dir: PathLike, name: str, model: MorphableModel, *,
     raise ValueError("format 'head' needs head_model and coeffs")
 
   albedo = fine
-  if vis is not None:
+  if vis is not None and not unseen_filled:
     albedo = invisible_fill.fill_invisible(fine, vis, model.symmetry_pairs, coarse,
                                            model.triangles, rings=fill_rings)
   output_dir = pathlib.Path(output_dir)
@@ -308,6 +311,13 @@ def export_face(output_dir: PathLike, name: str, model: MorphableModel, *,
     strip = overlay.comparison_strip(renders.crop, *panels)
     written.append(atomic.write_image(path("_strip.png"), strip))
   if "json" in formats:
+    unseen_fill = None
+    if vis is not None:
+      unseen_fill = ({"method": "filled before export (pipeline texture stage)"}
+                     if unseen_filled else
+                     {"method": "mirror colour where the mirror is seen, coarse albedo "
+                                "elsewhere", "rings": fill_rings})
+      unseen_fill["visible_fraction"] = float(np.mean(vis > 0.5))
     document = dict(report or {})
     document["export"] = report_lib.to_json_safe({
         "files": [p.name for p in written] + [path(".json").name],
@@ -318,10 +328,7 @@ def export_face(output_dir: PathLike, name: str, model: MorphableModel, *,
         "num_vertices": num,
         "num_triangles": model.num_triangles,
         "texture_size": int(texture_size),
-        "unseen_fill": ({"method": "mirror colour where the mirror is seen, coarse albedo "
-                                   "elsewhere", "rings": fill_rings,
-                         "visible_fraction": float(np.mean(vis > 0.5))}
-                        if vis is not None else None),
+        "unseen_fill": unseen_fill,
         "head": ({"num_vertices": int(len(head.base)),
                   "num_triangles": int(len(head.triangles)),
                   "morph_targets": list(head.exp_names),
