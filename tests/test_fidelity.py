@@ -179,10 +179,8 @@ def test_the_direct_albedo_recovers_a_known_albedo(ict):
   visibility = renderer.visibility(geometry, raster)
   sampled, _ = renderer.sample_image(faces.images / 255.0, geometry, raster,
                                      visibility=visibility)
-  to_camera = tf.math.l2_normalize(tf.constant([0.0, 0.0, renderer.camera.distance])
-                                   - geometry.vertices, axis=-1)
   weight = direct_albedo.trust_weights(visibility, tf.zeros_like(visibility),
-                                       tf.reduce_sum(geometry.normals * to_camera, -1))
+                                       renderer.view_cosines(geometry))
   fallback = np.full_like(truth, 0.5)
   solved = direct_albedo.direct_albedo(sampled, geometry.normals,
                                        renderer.split(coeffs_t)["gamma"], weight,

@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 
 from facegcn_tf.export.head_mesh import EyeMouthColors
+from facegcn_tf.morphable import albedo as albedo_lib
 
 MIN_PIXELS = 12
 _EYES = ((36, 42), (42, 48))
@@ -38,10 +39,6 @@ def _polygon_pixels(crop: np.ndarray, points: np.ndarray):
   cv2.fillPoly(mask, [np.round(points).astype(np.int32)], 1)
   ys, xs = np.nonzero(mask)
   return crop[ys, xs].astype(np.float32) / 255.0, xs
-
-
-def _luma(rgb: np.ndarray) -> np.ndarray:
-  return rgb @ np.array([0.299, 0.587, 0.114], np.float32)
 
 
 def eye_mouth_colors(crop: np.ndarray, landmarks: np.ndarray,
@@ -63,7 +60,7 @@ def eye_mouth_colors(crop: np.ndarray, landmarks: np.ndarray,
     pixels, xs = _polygon_pixels(crop, points)
     if len(pixels) < MIN_PIXELS:
       continue
-    luma = _luma(pixels)
+    luma = albedo_lib.luma(pixels)
     dark = luma < np.median(luma)
     if dark.sum() < MIN_PIXELS // 2:
       continue
@@ -80,8 +77,8 @@ def eye_mouth_colors(crop: np.ndarray, landmarks: np.ndarray,
     colour = np.clip(np.median(irises, axis=0) * albedo_gain, 0.02, 0.8)
     if colour[0] > 1.8 * colour[1]:  # red: skin or lid shadow, not an iris hue
       default_rgb = np.asarray(default.iris)
-      colour = 0.5 * colour + 0.5 * default_rgb * (_luma(colour[None])[0] /
-                                                   _luma(default_rgb[None])[0])
+      colour = 0.5 * colour + 0.5 * default_rgb * (albedo_lib.luma(colour[None])[0] /
+                                                   albedo_lib.luma(default_rgb[None])[0])
     iris = tuple(float(c) for c in colour)
     sources["iris"] = f"photo ({len(irises)} eye(s))"
   if ratios:
@@ -92,12 +89,12 @@ def eye_mouth_colors(crop: np.ndarray, landmarks: np.ndarray,
   teeth = default.teeth
   pixels, _ = _polygon_pixels(crop, landmarks[_INNER_MOUTH[0]:_INNER_MOUTH[1]])
   if len(pixels) >= MIN_PIXELS:
-    luma = _luma(pixels)
+    luma = albedo_lib.luma(pixels)
     saturation = pixels.max(axis=1) - pixels.min(axis=1)
     bright = (luma >= np.percentile(luma, 60)) & (saturation < 0.25)
     if bright.sum() >= MIN_PIXELS // 2:
       colour = np.median(pixels[bright], axis=0)
-      colour = colour * max(1.0, 0.8 / max(float(_luma(colour[None])[0]), 1e-3))
+      colour = colour * max(1.0, 0.8 / max(float(albedo_lib.luma(colour[None])[0]), 1e-3))
       # Keep them teeth-coloured: at most a slight warm tint.
       colour = 0.5 * np.clip(colour, 0, 0.97) + 0.5 * np.asarray(default.teeth)
       teeth = tuple(float(c) for c in colour)

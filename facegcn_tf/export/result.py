@@ -17,6 +17,7 @@ from facegcn_tf.export import overlay
 from facegcn_tf.export import report as report_lib
 from facegcn_tf.export import uv_texture
 from facegcn_tf.export import writer
+from facegcn_tf.morphable import albedo as albedo_lib
 from facegcn_tf.morphable.model import MorphableModel
 
 
@@ -70,11 +71,10 @@ class FaceResult:
   def eye_mouth_colors(self):
     """Iris and teeth colours read from the aligned photo (`export.eye_colors`)."""
     visible = self.visibility > 0.5
-    luma = np.array([0.299, 0.587, 0.114], np.float32)
     gain = 1.0
     if visible.sum() > 100:
-      gain = float(np.median(self.fine_albedo[visible] @ luma) /
-                   max(np.median(self.lit_colors[visible] @ luma), 1e-3))
+      gain = float(np.median(albedo_lib.luma(self.fine_albedo[visible])) /
+                   max(np.median(albedo_lib.luma(self.lit_colors[visible])), 1e-3))
     return eye_colors.eye_mouth_colors(self.renders.crop, self.face.landmarks68,
                                        albedo_gain=float(np.clip(gain, 0.5, 2.0)))
 

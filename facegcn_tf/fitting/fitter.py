@@ -496,18 +496,19 @@ class Fitter:
             tf.where(usable_gamma, gamma, params["gamma"]))
 
   def segment_occlusion(self, params: Dict[str, tf.Tensor], images: np.ndarray,
-                        face_mask: np.ndarray, landmarks68: np.ndarray,
+                        face_mask: np.ndarray, features: np.ndarray,
                         oval: Optional[np.ndarray] = None,
                         rendering: Optional[Rendering] = None) -> np.ndarray:
     """[B, S, S] occluders of the current fit (`fitting.occlusion.estimate_occlusion`).
 
-    `rendering`: the lit coarse render of `params` at S when already made.
+    `features`: [B, S, S] the faces' eyes, brows and lips; `rendering`: the lit coarse
+    render of `params` at S when already made.
     """
     if rendering is None:
       rendering = self._segment_renderer.render(self.coefficients(params))
     render = np.clip(rendering.image.numpy() * 255.0, 0.0, 255.0)
     return occlusion_lib.estimate_occlusion(images, render, rendering.mask.numpy(), face_mask,
-                                            landmarks68, self.config.occlusion, oval)
+                                            features, self.config.occlusion, oval)
 
   def __call__(self, images, landmarks68, face_mask, photo_features=None,
                oval=None) -> FitResult:
@@ -537,6 +538,9 @@ class Fitter:
     lighting_done = False
     occluded = np.zeros(face_mask.shape, np.float32)
     segmented = config.occlusion is None   # segment once, in the first photometric stage
+    if config.occlusion is not None:       # eyes, brows, lips: [B, S, S]
+      features = np.stack([occlusion_lib.feature_polygons_mask(points, face_mask.shape[1:])
+                           for points in landmarks68])
     for stage in self._stages:
       if not stage.steps:
         continue
@@ -545,10 +549,8 @@ class Fitter:
         init_mask = data["mask"]
         if config.occlusion is not None:
           # Skin only: dark sunglasses over the eyes must not become a dark eye region.
-          features = np.stack([occlusion_lib.feature_polygons_mask(points, face_mask.shape[1:])
-                               for points in landmarks68]).astype(np.float32)
-          init_mask = self._stage_data(stage, images_t, mask_t * (1.0 - features), landmarks_t,
-                                       None)["mask"]
+          skin = mask_t * (1.0 - features.astype(np.float32))
+          init_mask = self._stage_data(stage, images_t, skin, landmarks_t, None)["mask"]
         params["tex"], params["gamma"] = self.initial_appearance(
             params, stage.renderer, data["images"], init_mask)
         lighting_done = True
@@ -560,7 +562,7 @@ class Fitter:
       record = []
       for i in range(stage.steps):
         if i in splits:
-          occluded = self.segment_occlusion(params, images, face_mask, landmarks68, oval)
+          occluded = self.segment_occlusion(params, images, face_mask, features, oval)
           mask_t = tf.constant(face_mask * (1.0 - occluded))
           data = self._stage_data(stage, images_t, mask_t, landmarks_t, photo_features)
         scale = lr_scale(i, stage.steps, config.final_lr_fraction, config.decay_fraction)
@@ -581,7 +583,7 @@ class Fitter:
     converged = (converged_flags(last[-1], config.convergence_window, config.convergence_tol)
                  if last else np.zeros([batch], bool))
     if segmented and config.occlusion is not None:   # again, on the final fit
-      occluded = self.segment_occlusion(params, images, face_mask, landmarks68, oval, rendering)
+      occluded = self.segment_occlusion(params, images, face_mask, features, oval, rendering)
     return FitResult(coeffs=coeffs, rendering=rendering, losses=final, history=history,
                      converged=converged, initial_pose=(angles, trans), occlusion=occluded)
 

@@ -130,7 +130,7 @@ def clean_mask(mask: np.ndarray, region: np.ndarray,
 
 
 def estimate_occlusion(photos: np.ndarray, renders: np.ndarray, coverage: np.ndarray,
-                       face_mask: np.ndarray, landmarks68: np.ndarray,
+                       face_mask: np.ndarray, features: np.ndarray,
                        config: OcclusionConfig = OcclusionConfig(),
                        oval: Optional[np.ndarray] = None) -> np.ndarray:
   """Occlusion masks of a batch: residual outliers plus the skin model's occluders.
@@ -141,7 +141,8 @@ def estimate_occlusion(photos: np.ndarray, renders: np.ndarray, coverage: np.nda
     coverage: [B, H, W] render coverage in [0, 1].
     face_mask: [B, H, W] the photo's face mask (skin, features, no skin-model occluders;
       `data.face_mask.face_masks`), in [0, 1].
-    landmarks68: [B, 68, 2] landmarks on the same grid.
+    features: [B, H, W] bool, the eyes, brows and lips (`feature_polygons_mask` of each
+      face's landmarks), where the residual threshold is raised.
     config: the `OcclusionConfig`.
     oval: optional [B, H, W] the face region the skin-colour model judged
       (`FaceMasks.region`); its non-skin pieces count as occluders. None: residuals only.
@@ -154,13 +155,13 @@ def estimate_occlusion(photos: np.ndarray, renders: np.ndarray, coverage: np.nda
   for i in range(photos.shape[0]):
     region = np.asarray(coverage[i]) > 0.5
     trusted = np.asarray(face_mask[i]) > 0.5
-    features = feature_polygons_mask(landmarks68[i], region.shape)
-    outliers = residual_outliers(photos[i], renders[i], region, trusted, features, config)
+    parts = np.asarray(features[i], bool)
+    outliers = residual_outliers(photos[i], renders[i], region, trusted, parts, config)
     if oval is not None:
       # The skin model's occluders: oval pixels it left out of the face mask. Outside the
       # oval it made no judgement.
       inside = region & (np.asarray(oval[i]) > 0.5)
-      outliers |= clean_mask(inside & ~trusted & ~features, region, config)
+      outliers |= clean_mask(inside & ~trusted & ~parts, region, config)
     out[i] = outliers.astype(np.float32)
   return out
 

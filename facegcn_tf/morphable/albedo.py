@@ -109,7 +109,7 @@ def stand_in_albedo_model(vertices: np.ndarray, triangles: np.ndarray, landmarks
 
 
 # ITU-R BT.601 luma weights and chroma scales (RGB in [0, 1]).
-_LUMA = (0.299, 0.587, 0.114)
+LUMA = (0.299, 0.587, 0.114)
 _CB_SCALE, _CR_SCALE = 0.564, 0.713
 # Skin hues: red-dominant (Cr >= 0) with at most this much blue per unit of red (Cb <= k Cr).
 MAX_BLUE_PER_RED = 0.25
@@ -132,19 +132,24 @@ def to_skin_hues(albedo):
   import tensorflow as tf  # pylint: disable=g-import-not-at-top  (numpy callers stay light)
   albedo = tf.convert_to_tensor(albedo, tf.float32)
   r, g, b = tf.unstack(albedo, axis=-1)
-  y = _LUMA[0] * r + _LUMA[1] * g + _LUMA[2] * b
+  y = LUMA[0] * r + LUMA[1] * g + LUMA[2] * b
   cb = _CB_SCALE * (b - y)
   cr = tf.maximum(_CR_SCALE * (r - y), 0.0)
   cb = tf.minimum(cb, MAX_BLUE_PER_RED * cr)
   r = y + cr / _CR_SCALE
   b = y + cb / _CB_SCALE
-  g = (y - _LUMA[0] * r - _LUMA[2] * b) / _LUMA[1]
+  g = (y - LUMA[0] * r - LUMA[2] * b) / LUMA[1]
   return tf.clip_by_value(tf.stack([r, g, b], axis=-1), 0.0, 1.0)
+
+
+def luma(rgb) -> np.ndarray:
+  """[..., 3] RGB (numpy) -> [...] float32 BT.601 luma."""
+  return np.asarray(rgb, np.float32) @ np.asarray(LUMA, np.float32)
 
 
 def to_gray(albedo):
   """[..., 3] -> [..., 3] float32 tf.Tensor: BT.601 luma in all three channels."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   albedo = tf.convert_to_tensor(albedo, tf.float32)
-  y = tf.reduce_sum(albedo * tf.constant(_LUMA, tf.float32), axis=-1, keepdims=True)
+  y = tf.reduce_sum(albedo * tf.constant(LUMA, tf.float32), axis=-1, keepdims=True)
   return tf.tile(y, [1] * (len(albedo.shape) - 1) + [3])

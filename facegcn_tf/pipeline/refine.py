@@ -26,35 +26,37 @@ from facegcn_tf.refinement import feed_forward
 from facegcn_tf.render import sampling
 
 
-def photo_trust(components: Components, batch: FaceBatch, coarse: CoarseFit) -> tf.Tensor:
+def vertex_occlusion(coarse: CoarseFit) -> tf.Tensor:
+  """[B, V] the coarse stage's occlusion at the projected vertices (zeros without one)."""
+  pixels = coarse.rendering.geometry.pixels
+  if coarse.occlusion is None:
+    return tf.zeros(pixels.shape[:2])
+  return direct_albedo.vertex_occlusion(coarse.occlusion, pixels)
+
+
+def photo_trust(components: Components, batch: FaceBatch, coarse: CoarseFit,
+                occluded: tf.Tensor) -> tf.Tensor:
   """[B, V] weight of the photo's colour per vertex (`direct_albedo.trust_weights`): seen,
-  inside the photo, not occluded, facing the camera."""
+  inside the photo, not occluded (`occluded`: `vertex_occlusion`), facing the camera."""
   renderer = components.renderer
   geometry = coarse.rendering.geometry
-  pixels = geometry.pixels
-  occluded = (direct_albedo.vertex_occlusion(coarse.occlusion, pixels)
-              if coarse.occlusion is not None else tf.zeros(pixels.shape[:2]))
-  inside = direct_albedo.vertex_occlusion(batch.valid, pixels)
-  to_camera = tf.math.l2_normalize(
-      tf.constant([0.0, 0.0, renderer.camera.distance]) - geometry.vertices, axis=-1)
-  cos_view = tf.reduce_sum(geometry.normals * to_camera, axis=-1)
+  inside = direct_albedo.vertex_occlusion(batch.valid, geometry.pixels)
   # Seen by the z-buffer test, or a corner of a triangle the image shows.
   seen = tf.maximum(tf.cast(coarse.visibility, tf.float32),
                     renderer.drawn_vertices(coarse.rendering.raster))
-  weight = direct_albedo.trust_weights(seen, occluded, cos_view)
+  weight = direct_albedo.trust_weights(seen, occluded, renderer.view_cosines(geometry))
   return weight * tf.cast(inside > 0.99, tf.float32)
 
 
-def _gcn_albedo(components: Components, batch: FaceBatch, coarse: CoarseFit):
+def _gcn_albedo(components: Components, batch: FaceBatch, coarse: CoarseFit,
+                occluded: tf.Tensor):
   """The GCN's albedo [B, V, 3] on the unoccluded pixels, and its figures."""
   rendering = coarse.rendering
   mask = batch.face_mask
   if coarse.occlusion is not None:
     mask = mask * (1.0 - coarse.occlusion)
-  seen = tf.cast(coarse.visibility, tf.float32)
-  if coarse.occlusion is not None:   # occluded vertices give the GCN no T_p either
-    occluded = direct_albedo.vertex_occlusion(coarse.occlusion, rendering.geometry.pixels)
-    seen = seen * tf.cast(occluded < 0.5, tf.float32)
+  # Occluded vertices give the GCN no T_p either.
+  seen = tf.cast(coarse.visibility, tf.float32) * tf.cast(occluded < 0.5, tf.float32)
   refiner = components.refiner
   # The photo's features are the pipeline encoder's; a generator trained on another
   # encoder's (FaceNet) computes its own from the crops.
@@ -87,10 +89,11 @@ def refine(components: Components, batch: FaceBatch, coarse: CoarseFit,
   model = renderer.model
   rendering = coarse.rendering
   geometry = rendering.geometry
-  trust = photo_trust(components, batch, coarse)
+  occluded = vertex_occlusion(coarse)
+  trust = photo_trust(components, batch, coarse, occluded)
   fallback, figures = coarse.albedo, {}
   if components.refiner is not None:
-    fallback, figures = _gcn_albedo(components, batch, coarse)
+    fallback, figures = _gcn_albedo(components, batch, coarse, occluded)
   elif albedo_source == "gcn":
     raise ValueError("albedo_source 'gcn' needs a GCN (refinement steps or a checkpoint)")
   fallback = np.asarray(fallback, np.float32)
@@ -151,4 +154,4 @@ def method(refiner, albedo_source: str = "photo") -> Dict[str, Any]:
 ALBEDO_SOURCES = ("photo", "gcn")
 FILL_RINGS = 2
 
-__all__ = ["ALBEDO_SOURCES", "method", "photo_trust", "refine"]
+__all__ = ["ALBEDO_SOURCES", "method", "photo_trust", "refine", "vertex_occlusion"]

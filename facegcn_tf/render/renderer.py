@@ -143,6 +143,12 @@ class FaceRenderer:
     return Rendering(image=image, mask=raster.mask, raster=raster, geometry=geometry,
                      colors=colors)
 
+  def view_cosines(self, geometry: FaceGeometry) -> tf.Tensor:
+    """[B, V] cosine between each posed normal and the direction to the camera."""
+    to_camera = tf.math.l2_normalize(
+        tf.constant([0.0, 0.0, self.camera.distance]) - geometry.vertices, axis=-1)
+    return tf.reduce_sum(geometry.normals * to_camera, axis=-1)
+
   def visibility(self, geometry: FaceGeometry, raster: RasterOutput,
                  tolerance: float = 0.02) -> tf.Tensor:
     """[B, V] 1 where a vertex is seen: in the image, facing the camera, not occluded.
@@ -151,8 +157,7 @@ class FaceRenderer:
     centres rather than at the vertices.
     """
     depth_buffer = self.camera.linear_depth(raster.z_buffer)
-    to_camera = tf.constant([0.0, 0.0, self.camera.distance]) - geometry.vertices
-    facing = tf.reduce_sum(geometry.normals * to_camera, axis=-1) > 0.0
+    facing = self.view_cosines(geometry) > 0.0
     return sampling.vertex_visibility(geometry.pixels, geometry.depth, depth_buffer,
                                       raster.mask, facing, tolerance)
 
