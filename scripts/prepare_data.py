@@ -9,6 +9,13 @@ the face model's 5-point template, face/skin/region masks, and optionally the
 identity features of the aligned crop. Writes ``faces-NNNNN.tfrecord`` plus a
 JSON manifest per shard; a re-run skips finished shards. Photos that fail
 (unreadable, no face) are listed at the end with a one-line reason.
+
+  python scripts/prepare_data.py --input_dir PHOTOS --output_dir DATA --runner=DirectRunner
+  python scripts/prepare_data.py ... --runner=FlinkRunner \
+      --beam_options="--flink_master=HOST:8081 --environment_type=EXTERNAL ..."
+
+With ``--runner`` other than ``local`` the same shards are made by an Apache Beam pipeline
+(facegcn_tf.scale.prepare); failures also go to ``DATA/failures.txt``.
 """
 
 import os
@@ -43,6 +50,12 @@ _ALIGN_METHOD = flags.DEFINE_enum(
     "Alignment fit: least-squares scale + translation of the template's x, y (default), or "
     "Deep3DFace's POS affine fit.")
 _RECURSIVE = flags.DEFINE_bool("recursive", True, "Also read photos in sub-folders.")
+_RUNNER = flags.DEFINE_string(
+    "runner", "local", "local: this process (default); DirectRunner (Beam, in-process), "
+    "FlinkRunner, SparkRunner, DataflowRunner: an Apache Beam pipeline (README: 'Running "
+    "large batches').")
+_BEAM_OPTIONS = flags.DEFINE_string("beam_options", "", "Further Beam pipeline flags, one "
+                                    "shell-quoted string (e.g. \"--flink_master=host:8081\").")
 
 
 def _read_skip_list(path):
@@ -52,49 +65,54 @@ def _read_skip_list(path):
     return [line.strip() for line in f if line.strip() and not line.startswith("#")]
 
 
-def _identity_feature_fn(template5, fit_method):
-  """The dlib identity encoder as a numpy callable, imported only when asked for."""
+def _run_beam(settings, skip):
+  """The same shards by an Apache Beam pipeline on --runner."""
+  # pylint: disable=import-outside-toplevel
+  from facegcn_tf.scale import options as beam_options
+  from facegcn_tf.scale import prepare as beam_prepare
+  # pylint: enable=import-outside-toplevel
   try:
-    from facegcn_tf.assets import loaders  # pylint: disable=import-outside-toplevel
-  except ImportError as err:
-    raise app.UsageError(f"--identity=dlib needs facegcn_tf.assets.loaders ({err}); "
-                         "use --identity=none") from err
-  import numpy as np  # pylint: disable=import-outside-toplevel
-  encoder = loaders.load_identity_encoder("dlib", template5=template5, fit_method=fit_method)
-  return lambda batch: np.asarray(encoder(batch))
+    options = beam_options.pipeline_options(_RUNNER.value, _BEAM_OPTIONS.value)
+  except ValueError as err:
+    raise app.UsageError(str(err)) from None
+  summary = beam_prepare.prepare(
+      _INPUT_DIR.value, _OUTPUT_DIR.value, settings, options, shard_size=_SHARD_SIZE.value,
+      max_images=_MAX_IMAGES.value, skip=skip, recursive=_RECURSIVE.value)
+  print(f"{summary.done} faces prepared in {summary.shards - summary.resumed} shards under "
+        f"{_OUTPUT_DIR.value} ({summary.resumed} already complete and skipped) on "
+        f"{_RUNNER.value}; {summary.failed} failed, {summary.skipped} skipped by the skip list.")
+  for path in summary.removed_stale:
+    print(f"removed stale shard file {path}")
+  failures = beam_options.read_failures(_OUTPUT_DIR.value)
+  if failures:
+    print(f"Failures (also in {_OUTPUT_DIR.value}/{beam_options.FAILURES_FILE}):")
+    for path, reason in sorted(failures.items()):
+      print(f"  {path}: {reason}")
 
 
 def main(argv):
   del argv
   if not pathlib.Path(_INPUT_DIR.value).is_dir():  # Before the slow imports.
     raise app.UsageError(f"--input_dir '{_INPUT_DIR.value}' does not exist or is not a directory")
-  import numpy as np  # pylint: disable=import-outside-toplevel
   from tqdm import tqdm  # pylint: disable=import-outside-toplevel
 
-  from facegcn_tf.data import alignment, dataset  # pylint: disable=import-outside-toplevel
-  from facegcn_tf.data.preprocess import FacePreprocessor  # pylint: disable=import-outside-toplevel
-  from facegcn_tf.morphable import load_model  # pylint: disable=import-outside-toplevel
+  from facegcn_tf.data import dataset  # pylint: disable=import-outside-toplevel
+  from facegcn_tf.training.preparation import PrepareSettings  # pylint: disable=import-outside-toplevel
 
   try:  # Fail fast, before any model is loaded.
     names = dataset.list_images(_INPUT_DIR.value, recursive=_RECURSIVE.value)
     skip = _read_skip_list(_SKIP_LIST.value)
   except OSError as err:
     raise app.UsageError(str(err)) from None
-  model = load_model(_FACE_MODEL.value, _MODEL_PATH.value)
-  template5 = model.template5
-  feature_fn = (_identity_feature_fn(template5, _ALIGN_METHOD.value)
-                if _IDENTITY.value == "dlib" else None)
-  preprocessor = FacePreprocessor(template5, min_confidence=_MIN_CONFIDENCE.value,
-                                  forehead=_FOREHEAD.value, align_method=_ALIGN_METHOD.value)
+  settings = PrepareSettings(
+      face_model=_FACE_MODEL.value, model_path=_MODEL_PATH.value,
+      min_confidence=_MIN_CONFIDENCE.value, identity=_IDENTITY.value,
+      forehead=_FOREHEAD.value, align_method=_ALIGN_METHOD.value)
+  if _RUNNER.value != "local":
+    _run_beam(settings, skip)
+    return
+  preprocessor, feature_fn, config = settings.build()
   total = len(names) if _MAX_IMAGES.value is None else min(len(names), _MAX_IMAGES.value)
-  config = {
-      "template5": np.round(template5, 6).tolist(),
-      "min_confidence": _MIN_CONFIDENCE.value,
-      "identity": _IDENTITY.value,
-      "forehead": _FOREHEAD.value,
-      "align_method": _ALIGN_METHOD.value,
-      "size": alignment.ALIGNED_SIZE,
-  }
   with tqdm(total=total, unit="img", desc="prepare_data") as bar:
     summary = dataset.prepare_directory(
         _INPUT_DIR.value, _OUTPUT_DIR.value, preprocessor, shard_size=_SHARD_SIZE.value,

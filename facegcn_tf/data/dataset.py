@@ -110,7 +110,8 @@ def _one_line(text: str, limit: int = 300) -> str:
   return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
-def _reason(err: Exception) -> str:
+def failure_reason(err: Exception) -> str:
+  """One line saying why an input failed (the message of a FaceGCNError, else type: message)."""
   if isinstance(err, FaceGCNError):
     return _one_line(str(err))
   return _one_line(f"{type(err).__name__}: {err}")
@@ -133,6 +134,88 @@ def _write_json_atomic(path: str, payload: dict) -> None:
     json.dump(payload, f, indent=1, sort_keys=True)
     f.write("\n")
   os.replace(tmp, path)
+
+
+def face_features(feature_fn: FeatureFn, faces: Sequence) -> np.ndarray:
+  """[B, D] float32 features of prepared faces by `feature_fn`, checked.
+
+  Raises:
+    ValueError: `feature_fn` returned another shape, NaN or inf.
+  """
+  batch = np.stack([f.aligned.image for f in faces]).astype(np.float32)
+  values = np.asarray(feature_fn(batch), dtype=np.float32)
+  if values.ndim != 2 or values.shape[0] != len(faces) or values.shape[1] < 1:
+    raise ValueError(f"feature_fn must return [B, D] for B={len(faces)}, got {values.shape}")
+  if not np.all(np.isfinite(values)):
+    raise ValueError("feature_fn returned NaN or inf")
+  return values
+
+
+@dataclasses.dataclass
+class ShardPlan:
+  """One shard of a write: its sorted inputs and files; `resumed` when already complete."""
+  index: int
+  names: List[str]
+  skipped: List[str]
+  tfrecord: str
+  manifest: str
+  resumed: Optional[ShardReport] = None
+
+
+def plan_shards(inputs: Iterable[str], output_dir: str, shard_size: int = 256,
+                skip: Iterable[str] = (), config: Optional[Dict] = None,
+                prefix: str = DEFAULT_PREFIX) -> List[ShardPlan]:
+  """Splits the sorted inputs into shards and finds the ones a re-run may keep.
+
+  A shard whose manifest matches (same inputs, skip list and config) and whose TFRecord
+  exists is `resumed`; the manifest of any other shard is deleted (it is being redone).
+  ``config`` must already be JSON-normalised (:func:`normalise_config`).
+  """
+  if shard_size < 1:
+    raise ValueError(f"shard_size must be >= 1, got {shard_size}")
+  names = sorted({str(x) for x in inputs})
+  skip_set = {str(x) for x in skip}
+  os.makedirs(output_dir, exist_ok=True)
+  plans = []
+  for index, start in enumerate(range(0, len(names), shard_size)):
+    chunk = names[start:start + shard_size]
+    tfrecord, manifest_path = shard_paths(output_dir, index, prefix)
+    plan = ShardPlan(index, chunk, [n for n in chunk if n in skip_set], tfrecord, manifest_path)
+    manifest = _read_manifest(manifest_path)
+    if (manifest is not None and manifest.get("inputs") == chunk and
+        manifest.get("skipped") == plan.skipped and manifest.get("config") == config and
+        os.path.isfile(tfrecord)):
+      plan.resumed = ShardReport(index, tfrecord, manifest_path, list(manifest.get("done", [])),
+                                 [Failure(**f) for f in manifest.get("failed", [])],
+                                 plan.skipped, resumed=True)
+    elif os.path.exists(manifest_path):
+      os.remove(manifest_path)  # The shard is being redone: invalidate first.
+    plans.append(plan)
+  return plans
+
+
+def normalise_config(config: Optional[Dict]) -> Dict:
+  """The config as the manifests store it (JSON round trip, sorted keys)."""
+  return json.loads(json.dumps(config or {}, sort_keys=True))
+
+
+def write_manifest(plan: ShardPlan, config: Dict, done: List[str], failed: List[Failure],
+                   feature_dim: int) -> ShardReport:
+  """Writes a finished shard's manifest (atomically; after its TFRecord) and reports it."""
+  _write_json_atomic(plan.manifest, {
+      "format": MANIFEST_FORMAT,
+      "shard": plan.index,
+      "inputs": plan.names,
+      "skipped": plan.skipped,
+      "config": config,
+      "done": done,
+      "failed": [dataclasses.asdict(f) for f in failed],
+      "num_examples": len(done),
+      "feature_dim": feature_dim,
+      "tfrecord": os.path.basename(plan.tfrecord),
+  })
+  return ShardReport(plan.index, plan.tfrecord, plan.manifest, done, failed, plan.skipped,
+                     resumed=False)
 
 
 class _ShardWriter:
@@ -158,13 +241,7 @@ class _ShardWriter:
       return
     features = [None] * len(self.pending)
     if self.feature_fn is not None:
-      batch = np.stack([f.aligned.image for _, f in self.pending]).astype(np.float32)
-      values = np.asarray(self.feature_fn(batch), dtype=np.float32)
-      if values.ndim != 2 or values.shape[0] != len(self.pending) or values.shape[1] < 1:
-        raise ValueError(f"feature_fn must return [B, D] for B={len(self.pending)}, "
-                         f"got {values.shape}")
-      if not np.all(np.isfinite(values)):
-        raise ValueError("feature_fn returned NaN or inf")
+      values = face_features(self.feature_fn, [f for _, f in self.pending])
       if self.feature_dim and values.shape[1] != self.feature_dim:
         raise ValueError(f"feature_fn changed its output size from {self.feature_dim} "
                          f"to {values.shape[1]}")
@@ -212,39 +289,26 @@ def write_dataset(inputs: Iterable[str], output_dir: str, prepare_fn: Callable[[
   Returns:
     A :class:`WriteSummary`.
   """
-  if shard_size < 1:
-    raise ValueError(f"shard_size must be >= 1, got {shard_size}")
-  names = sorted({str(x) for x in inputs})
+  config = normalise_config(config)
   skip_set = {str(x) for x in skip}
-  config = json.loads(json.dumps(config or {}, sort_keys=True))
-  os.makedirs(output_dir, exist_ok=True)
-  chunks = [names[i:i + shard_size] for i in range(0, len(names), shard_size)]
+  plans = plan_shards(inputs, output_dir, shard_size, skip_set, config, prefix)
   reports = []
-  for index, chunk in enumerate(chunks):
-    tfrecord, manifest_path = shard_paths(output_dir, index, prefix)
-    skipped = [n for n in chunk if n in skip_set]
-    manifest = _read_manifest(manifest_path)
-    if (manifest is not None and manifest.get("inputs") == chunk and
-        manifest.get("skipped") == skipped and manifest.get("config") == config and
-        os.path.isfile(tfrecord)):
-      reports.append(ShardReport(index, tfrecord, manifest_path, list(manifest.get("done", [])),
-                                 [Failure(**f) for f in manifest.get("failed", [])],
-                                 skipped, resumed=True))
+  for plan in plans:
+    if plan.resumed is not None:
+      reports.append(plan.resumed)
       if progress:
-        progress(len(chunk))
+        progress(len(plan.names))
       continue
-    if os.path.exists(manifest_path):
-      os.remove(manifest_path)  # The shard is being redone: invalidate first.
-    writer = _ShardWriter(tfrecord, feature_fn, feature_batch)
+    writer = _ShardWriter(plan.tfrecord, feature_fn, feature_batch)
     failed = []
     try:
-      for name in chunk:
+      for name in plan.names:
         if name not in skip_set:
           try:
             face = prepare_fn(name)
           # One bad photo must not stop a batch: any error becomes its failure reason.
           except Exception as err:  # pylint: disable=broad-except
-            failed.append(Failure(name, _reason(err)))
+            failed.append(Failure(name, failure_reason(err)))
           else:
             writer.add(name, face)
         if progress:
@@ -253,25 +317,12 @@ def write_dataset(inputs: Iterable[str], output_dir: str, prepare_fn: Callable[[
     except BaseException:
       writer.abort()
       raise
-    _write_json_atomic(manifest_path, {
-        "format": MANIFEST_FORMAT,
-        "shard": index,
-        "inputs": chunk,
-        "skipped": skipped,
-        "config": config,
-        "done": writer.done,
-        "failed": [dataclasses.asdict(f) for f in failed],
-        "num_examples": len(writer.done),
-        "feature_dim": writer.feature_dim,
-        "tfrecord": os.path.basename(tfrecord),
-    })
-    reports.append(ShardReport(index, tfrecord, manifest_path, writer.done, failed, skipped,
-                               resumed=False))
-  removed = _remove_stale_shards(output_dir, prefix, len(chunks))
+    reports.append(write_manifest(plan, config, writer.done, failed, writer.feature_dim))
+  removed = remove_stale_shards(output_dir, prefix, len(plans))
   return WriteSummary(shards=reports, removed_stale=removed)
 
 
-def _remove_stale_shards(output_dir: str, prefix: str, num_shards: int) -> List[str]:
+def remove_stale_shards(output_dir: str, prefix: str, num_shards: int) -> List[str]:
   """Deletes this writer's shard files with an index >= ``num_shards``."""
   removed = []
   for path in sorted(pathlib.Path(output_dir).glob(f"{prefix}-[0-9][0-9][0-9][0-9][0-9].*")):
@@ -341,6 +392,17 @@ def make_dataset(pattern: str, batch_size: int, shuffle: bool = True, augment: b
   return ds.batch(batch_size, drop_remainder=drop_remainder).prefetch(autotune)
 
 
+def select_images(input_dir: str, recursive: bool = True,
+                  max_images: Optional[int] = None) -> List[str]:
+  """The first `max_images` (all when None) of :func:`list_images`."""
+  names = list_images(input_dir, recursive=recursive)
+  if max_images is not None:
+    if max_images < 0:
+      raise ValueError(f"max_images must be >= 0, got {max_images}")
+    names = names[:max_images]
+  return names
+
+
 def prepare_directory(input_dir: str, output_dir: str, preprocessor, shard_size: int = 256,
                       feature_fn: Optional[FeatureFn] = None, max_images: Optional[int] = None,
                       skip: Iterable[str] = (), config: Optional[Dict] = None,
@@ -360,11 +422,7 @@ def prepare_directory(input_dir: str, output_dir: str, preprocessor, shard_size:
     progress: per-input progress callback.
     recursive: also look in sub-folders.
   """
-  names = list_images(input_dir, recursive=recursive)
-  if max_images is not None:
-    if max_images < 0:
-      raise ValueError(f"max_images must be >= 0, got {max_images}")
-    names = names[:max_images]
+  names = select_images(input_dir, recursive, max_images)
 
   def prepare(name: str):
     return preprocessor.prepare_file(os.path.join(input_dir, name), name=name)

@@ -119,4 +119,61 @@ def check_preparation(pattern: str, model, align_method: Optional[str] = None) -
   return prep
 
 
-__all__ = ["Preparation", "PreparationMismatchError", "check_preparation", "read_preparation"]
+@dataclasses.dataclass(frozen=True)
+class PrepareSettings:
+  """What ``prepare_data.py`` prepares with (its flags); picklable, so a Beam worker builds
+  the same preprocessor from it (`build`) as the single-process run.
+
+  Attributes:
+    face_model: the face model whose mean-shape landmarks give the alignment template.
+    model_path: its file (default: asset search path).
+    min_confidence: MTCNN threshold.
+    identity: "dlib" (128-d identity features stored with each face) or "none".
+    forehead: mask region raised at the forehead (fraction of its height above the eyes).
+    align_method: "scale_translation" or "pos".
+  """
+  face_model: str = "ict_coarse"
+  model_path: Optional[str] = None
+  min_confidence: float = 0.9
+  identity: str = "dlib"
+  forehead: float = 0.0
+  align_method: str = DEFAULT_ALIGN_METHOD
+
+  def manifest_config(self, template5: Optional[np.ndarray] = None) -> dict:
+    """What each shard's manifest records (and a re-run compares); loads only the face model
+    when `template5` is not given."""
+    # pylint: disable=import-outside-toplevel
+    from facegcn_tf.data import alignment
+    from facegcn_tf.morphable import load_model
+    # pylint: enable=import-outside-toplevel
+    if template5 is None:
+      template5 = load_model(self.face_model, self.model_path).template5
+    return {
+        "template5": np.round(template5, 6).tolist(),
+        "min_confidence": self.min_confidence,
+        "identity": self.identity,
+        "forehead": self.forehead,
+        "align_method": self.align_method,
+        "size": alignment.ALIGNED_SIZE,
+    }
+
+  def build(self):
+    """(preprocessor, feature_fn or None, manifest config): the models, loaded once."""
+    # pylint: disable=import-outside-toplevel
+    from facegcn_tf.assets import loaders
+    from facegcn_tf.data.preprocess import FacePreprocessor
+    from facegcn_tf.morphable import load_model
+    # pylint: enable=import-outside-toplevel
+    template5 = load_model(self.face_model, self.model_path).template5
+    feature_fn = None
+    if self.identity == "dlib":
+      encoder = loaders.load_identity_encoder("dlib", template5=template5,
+                                              fit_method=self.align_method)
+      feature_fn = lambda batch: np.asarray(encoder(batch))  # noqa: E731
+    preprocessor = FacePreprocessor(template5, min_confidence=self.min_confidence,
+                                    forehead=self.forehead, align_method=self.align_method)
+    return preprocessor, feature_fn, self.manifest_config(template5)
+
+
+__all__ = ["Preparation", "PreparationMismatchError", "PrepareSettings", "check_preparation",
+           "read_preparation"]

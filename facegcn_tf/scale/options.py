@@ -1,0 +1,83 @@
+"""Runner choice and pipeline options shared by the Beam pipelines, and the dead-letter file."""
+
+import os
+import shlex
+from typing import Dict, Iterable, Optional
+
+import apache_beam as beam
+from apache_beam.options.pipeline_options import PipelineOptions
+
+# `--runner` values of the scripts: "local" is the single-process path (no Beam).
+LOCAL = "local"
+BEAM_RUNNERS = ("DirectRunner", "FlinkRunner", "SparkRunner", "DataflowRunner",
+                "PortableRunner", "PrismRunner")
+FAILURES_FILE = "failures.txt"
+
+
+def check_runner(runner: str) -> str:
+  """`runner` if it is "local" or a Beam runner name; ValueError (one line) otherwise."""
+  if runner != LOCAL and runner not in BEAM_RUNNERS:
+    raise ValueError(f"--runner must be {LOCAL} or one of {', '.join(BEAM_RUNNERS)}, "
+                     f"got '{runner}'")
+  return runner
+
+
+def pipeline_options(runner: str, beam_options: str = "") -> PipelineOptions:
+  """Beam options for `runner` plus the pass-through flags in `beam_options`.
+
+  Args:
+    runner: a Beam runner name (`BEAM_RUNNERS`).
+    beam_options: further Beam flags in one shell-quoted string, e.g.
+      ``"--flink_master=host:8081 --environment_type=DOCKER"``.
+  """
+  check_runner(runner)
+  if runner == LOCAL:
+    raise ValueError("the local runner is the single-process path, not a Beam pipeline")
+  argv = [f"--runner={runner}"] + shlex.split(beam_options or "")
+  return PipelineOptions(argv)
+
+
+def dead_letter_line(item: str, reason: str) -> str:
+  """One line of the failures file: the item, a tab, the one-line reason."""
+  return f"{item}\t{' '.join(str(reason).split())}"
+
+
+def write_failures(lines: beam.PCollection, folder: str) -> beam.PCollection:
+  """Writes the dead-letter lines as ``<folder>/failures.txt`` (empty when nothing failed)."""
+  return lines | "WriteFailures" >> beam.io.WriteToText(
+      os.path.join(folder, FAILURES_FILE), shard_name_template="", num_shards=1)
+
+
+def read_failures(folder: str) -> Dict[str, str]:
+  """The failures file of a finished run: {item: reason} ({} when there is none)."""
+  path = os.path.join(folder, FAILURES_FILE)
+  if not os.path.isfile(path):
+    return {}
+  out = {}
+  with open(path, "r", encoding="utf-8") as f:
+    for line in f:
+      item, _, reason = line.rstrip("\n").partition("\t")
+      if item:
+        out[item] = reason
+  return out
+
+
+def counters(result, namespace: str, names: Iterable[str]) -> Dict[str, int]:
+  """The committed values of a finished pipeline's counters (0 when a counter never moved)."""
+  out = {name: 0 for name in names}
+  query = result.metrics().query(beam.metrics.MetricsFilter().with_namespace(namespace))
+  for counter in query["counters"]:
+    name = counter.key.metric.name
+    if name in out:
+      out[name] += int(counter.committed or counter.attempted or 0)
+  return out
+
+
+def run_pipeline(build, options: PipelineOptions, summary_namespace: Optional[str] = None,
+                 counter_names: Iterable[str] = ()) -> Dict[str, int]:
+  """Builds the pipeline with `build(pipeline)`, runs it to the end, returns its counters."""
+  pipeline = beam.Pipeline(options=options)
+  build(pipeline)
+  result = pipeline.run()
+  result.wait_until_finish()
+  return counters(result, summary_namespace, counter_names) if summary_namespace else {}
