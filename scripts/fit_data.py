@@ -10,6 +10,12 @@ With ``--rnet_checkpoint`` (a trained R-Net's ``rnet.weights.h5`` from ``train.p
 regression instead of a fit. The records' preparation manifest must name this face model's
 alignment template (``prepare_data.py --face_model``); a mismatch stops with one line.
 
+With ``--rnet_checkpoint --rnet_init`` the fit starts from the R-Net's regression instead of
+its own pose and appearance starts. With ``--runner`` other than ``local`` (DirectRunner,
+FlinkRunner, SparkRunner, DataflowRunner; ``--beam_options`` passes further Beam flags) the
+same cache is made by an Apache Beam pipeline (facegcn_tf.scale.fit); records that fail are
+listed in ``<cache_dir>/failures.txt``.
+
 Writes one ``<shard>.npz`` per shard (source paths, coefficients, final losses)
 into ``--cache_dir`` (default ``<data folder>/coarse_<face model>``), the
 folder ``scripts/train.py --stage=gcn`` reads. A re-run skips records that are
@@ -41,7 +47,16 @@ _FIT_STEPS = flags.DEFINE_float("fit_steps", 1.0, "Scale of the fitter's iterati
 _RNET_CHECKPOINT = flags.DEFINE_string(
     "rnet_checkpoint", None, "R-Net coarse stage: rnet.weights.h5 (train.py --stage=rnet) or "
     "Deep3DFace's FaceReconModel.pb (--face_model=bfm); coefficients by regression, no fitting.")
+_RNET_INIT = flags.DEFINE_bool(
+    "rnet_init", False, "With --rnet_checkpoint: fit, starting from the R-Net's regression "
+    "(instead of storing the regression).")
 _PROGRESS = flags.DEFINE_bool("progress", True, "Show a progress bar.")
+_RUNNER = flags.DEFINE_string(
+    "runner", "local", "local: this process (default); DirectRunner (Beam, in-process), "
+    "FlinkRunner, SparkRunner, DataflowRunner: an Apache Beam pipeline (README: 'Running "
+    "large batches').")
+_BEAM_OPTIONS = flags.DEFINE_string("beam_options", "", "Further Beam pipeline flags, one "
+                                    "shell-quoted string (e.g. \"--flink_master=host:8081\").")
 
 
 def main(argv):
@@ -52,10 +67,7 @@ def main(argv):
   from tqdm import tqdm
 
   from facegcn_tf.errors import FaceGCNError
-  from facegcn_tf.fitting.fitter import FitConfig
-  from facegcn_tf.morphable import load_fitting_model, load_model
-  from facegcn_tf.render.renderer import FaceRenderer
-  from facegcn_tf.assets import loaders
+  from facegcn_tf.morphable import load_model
   from facegcn_tf.training import coarse_fits
   from facegcn_tf.training import preparation
   # pylint: enable=import-outside-toplevel
@@ -63,33 +75,51 @@ def main(argv):
   if not tf.io.gfile.glob(_DATA.value):
     sys.exit(f"fit_data.py: error: no TFRecord files match --data='{_DATA.value}' "
              "(make them with scripts/prepare_data.py)")
+  if _RNET_INIT.value and not _RNET_CHECKPOINT.value:
+    sys.exit("fit_data.py: error: --rnet_init needs --rnet_checkpoint")
   try:
     model = load_model(_FACE_MODEL.value, _MODEL_PATH.value)
     prep = preparation.check_preparation(_DATA.value, model)
+    settings = coarse_fits.CoarseSettings(
+        face_model=_FACE_MODEL.value, model_path=_MODEL_PATH.value, identity=_IDENTITY.value,
+        fit_method=prep.fit_method, fit_steps=_FIT_STEPS.value,
+        rnet_checkpoint=_RNET_CHECKPOINT.value, rnet_init=_RNET_INIT.value)
+    if _RUNNER.value != "local":
+      _run_beam(settings, model)
+      return
     total = len(coarse_fits.record_paths(_DATA.value))
     bar = tqdm(total=total, desc="fit", unit="face", disable=not _PROGRESS.value)
-    if _RNET_CHECKPOINT.value:
-      predictor = loaders.load_rnet_predictor(_RNET_CHECKPOINT.value, model.layout)
-      summary = coarse_fits.regress_records(
-          _DATA.value, predictor, model, cache_dir=_CACHE_DIR.value,
-          batch_size=_BATCH_SIZE.value, progress=bar.update)
-    else:
-      fit_model = load_fitting_model(_FACE_MODEL.value, _MODEL_PATH.value)
-      encoder = None
-      if _IDENTITY.value == "dlib":
-        encoder = loaders.load_identity_encoder("dlib", template5=model.template5,
-                                                fit_method=prep.fit_method)
-      summary = coarse_fits.fit_records(
-          _DATA.value, FaceRenderer(model), cache_dir=_CACHE_DIR.value,
-          batch_size=_BATCH_SIZE.value, fit_config=FitConfig().scaled(_FIT_STEPS.value),
-          fit_renderer=FaceRenderer(fit_model) if fit_model is not None else None,
-          identity_encoder=encoder, mask_key=_MASK.value, progress=bar.update)
+    coarse_fn, model = settings.build()
+    summary = coarse_fits.cache_records(
+        _DATA.value, coarse_fn, model.name, model.layout, cache_dir=_CACHE_DIR.value,
+        batch_size=_BATCH_SIZE.value, mask_key=_MASK.value, progress=bar.update)
     bar.close()
   except (FaceGCNError, ValueError, FileNotFoundError) as err:
     sys.exit(f"fit_data.py: error: {str(err).splitlines()[0]}")
-  how = "regressed" if _RNET_CHECKPOINT.value else "fitted"
-  print(f"{how} {summary.fitted} records, {summary.already_done} already done, "
+  print(f"{_how()} {summary.fitted} records, {summary.already_done} already done, "
         f"{summary.shards} shards, {summary.seconds:.1f} s -> {summary.cache_dir}")
+
+
+def _how() -> str:
+  if not _RNET_CHECKPOINT.value:
+    return "fitted"
+  return "fitted (from the R-Net's regression)" if _RNET_INIT.value else "regressed"
+
+
+def _run_beam(settings, model):
+  """The same cache by an Apache Beam pipeline on --runner."""
+  # pylint: disable=import-outside-toplevel
+  from facegcn_tf.scale import fit as beam_fit
+  from facegcn_tf.scale import options as beam_options
+  # pylint: enable=import-outside-toplevel
+  options = beam_options.pipeline_options(_RUNNER.value, _BEAM_OPTIONS.value)
+  summary = beam_fit.fit(_DATA.value, settings, model, options, cache_dir=_CACHE_DIR.value,
+                         batch_size=_BATCH_SIZE.value, mask_key=_MASK.value)
+  print(f"{_how()} {summary.fitted} records on {_RUNNER.value}, {summary.already_done} already "
+        f"done, {summary.failed} failed, {summary.shards} shards -> {summary.cache_dir}")
+  failures = beam_options.read_failures(summary.cache_dir)
+  for path, reason in sorted(failures.items()):
+    print(f"  FAILED {path}: {reason}")
 
 
 if __name__ == "__main__":

@@ -85,7 +85,9 @@ def encode_example(face, features: Optional[np.ndarray] = None) -> bytes:
     if features.size == 0 or not np.all(np.isfinite(features)):
       raise ValueError("feature vector is empty or not finite")
     feature["features"] = _floats(features)
-  return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+  # Sorted map keys: the same face gives the same bytes in every process (Beam workers too).
+  return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString(
+      deterministic=True)
 
 
 def feature_spec(feature_dim: int = 0) -> Dict[str, tf.io.FixedLenFeature]:

@@ -511,18 +511,29 @@ class Fitter:
                                             features, self.config.occlusion, oval)
 
   def __call__(self, images, landmarks68, face_mask, photo_features=None,
-               oval=None) -> FitResult:
+               oval=None, initial_coeffs=None) -> FitResult:
     """Fits a batch; see `fit` for the arguments."""
     images, landmarks68, face_mask = _check_inputs(images, landmarks68, face_mask, self.size)
     batch = images.shape[0]
     config = self.config
     sizes = self.layout.sizes
-    params = {name: tf.zeros([batch, sizes[name]], tf.float32) for name in COEFF_NAMES}
-    if config.init_pose:
-      angles, trans = pose_init.initial_pose(landmarks68, self._lm_points, self.renderer.camera)
+    if initial_coeffs is not None:   # e.g. an R-Net's regression: no pose or appearance start
+      start = np.asarray(initial_coeffs, np.float32)
+      if start.shape != (batch, self.layout.total) or not np.all(np.isfinite(start)):
+        raise ValueError(f"initial_coeffs must be finite [{batch}, {self.layout.total}], "
+                         f"got {start.shape}")
+      params = {name: tf.constant(value) for name, value in self.layout.split(start).items()}
+      angles, trans = start[:, self.layout.slices()["angles"]], start[
+          :, self.layout.slices()["trans"]]
+      config = config.replace(init_appearance=False)
     else:
-      angles, trans = np.zeros([batch, 3], np.float32), np.zeros([batch, 3], np.float32)
-    params["angles"], params["trans"] = tf.constant(angles), tf.constant(trans)
+      params = {name: tf.zeros([batch, sizes[name]], tf.float32) for name in COEFF_NAMES}
+      if config.init_pose:
+        angles, trans = pose_init.initial_pose(landmarks68, self._lm_points,
+                                               self.renderer.camera)
+      else:
+        angles, trans = np.zeros([batch, 3], np.float32), np.zeros([batch, 3], np.float32)
+      params["angles"], params["trans"] = tf.constant(angles), tf.constant(trans)
 
     images_t = tf.constant(images)
     mask_t = tf.constant(face_mask)
@@ -590,7 +601,7 @@ class Fitter:
 
 def fit(renderer: FaceRenderer, images, landmarks68, face_mask, identity_encoder=None,
         config: FitConfig = FitConfig(), fit_renderer: Optional[FaceRenderer] = None,
-        photo_features=None, oval=None) -> FitResult:
+        photo_features=None, oval=None, initial_coeffs=None) -> FitResult:
   """Fits the coarse 3DMM to aligned photos by analysis-by-synthesis.
 
   Args:
@@ -609,6 +620,8 @@ def fit(renderer: FaceRenderer, images, landmarks68, face_mask, identity_encoder
       `identity_encoder` when None).
     oval: optional [B, S, S] face region judged by the photo's skin-colour model
       (`FaceMasks.region`): its non-skin pieces count as occluders too.
+    initial_coeffs: optional [B, C] coefficients to start from (e.g. an R-Net's
+      regression); they replace the pose and appearance starts.
 
   Returns:
     A `FitResult`.
@@ -616,5 +629,5 @@ def fit(renderer: FaceRenderer, images, landmarks68, face_mask, identity_encoder
   Raises:
     ValueError: malformed inputs (shapes, ranges, NaN) or incompatible renderers.
   """
-  return Fitter(renderer, identity_encoder, config, fit_renderer)(images, landmarks68, face_mask,
-                                                                 photo_features, oval)
+  return Fitter(renderer, identity_encoder, config, fit_renderer)(
+      images, landmarks68, face_mask, photo_features, oval, initial_coeffs)

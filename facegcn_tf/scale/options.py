@@ -5,7 +5,8 @@ import shlex
 from typing import Dict, Iterable, Optional
 
 import apache_beam as beam
-from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+from apache_beam.runners.portability.fn_api_runner import fn_runner
 
 # `--runner` values of the scripts: "local" is the single-process path (no Beam).
 LOCAL = "local"
@@ -76,7 +77,12 @@ def counters(result, namespace: str, names: Iterable[str]) -> Dict[str, int]:
 def run_pipeline(build, options: PipelineOptions, summary_namespace: Optional[str] = None,
                  counter_names: Iterable[str] = ()) -> Dict[str, int]:
   """Builds the pipeline with `build(pipeline)`, runs it to the end, returns its counters."""
-  pipeline = beam.Pipeline(options=options)
+  runner = None
+  if options.view_as(StandardOptions).runner == "DirectRunner":
+    # The DirectRunner's batch engine, asked for directly: the DirectRunner itself first tries
+    # the Prism runner, whose binary it would download (nothing may download at run time).
+    runner = fn_runner.FnApiRunner()
+  pipeline = beam.Pipeline(runner=runner, options=options)
   build(pipeline)
   result = pipeline.run()
   result.wait_until_finish()

@@ -30,6 +30,7 @@ distillation file, so one shard file also works there.
 
 import dataclasses
 import glob
+import hashlib
 import json
 import os
 import time
@@ -107,6 +108,62 @@ def write_cache_file(path: str, face_model: str, layout, paths: List[str],
   os.replace(tmp, path)
 
 
+PARTS_DIR = "parts"
+
+
+def part_path(cache_dir: str, shard_path: str, paths: List[str]) -> str:
+  """A part file of one shard's cache: ``<cache_dir>/parts/<shard name>-<hash of paths>.npz``.
+
+  Beam workers write a part per fitted batch (a retried batch rewrites the same file); the
+  parts are merged into the shard's file at the end of the run (:func:`merge_parts`).
+  """
+  digest = hashlib.sha1("\n".join(paths).encode("utf-8")).hexdigest()[:16]
+  stem = os.path.splitext(os.path.basename(shard_path))[0]
+  return os.path.join(cache_dir, PARTS_DIR, f"{stem}-{digest}.npz")
+
+
+def _shard_parts(cache_dir: str, shard_path: str) -> List[str]:
+  stem = os.path.splitext(os.path.basename(shard_path))[0]
+  return sorted(glob.glob(os.path.join(glob.escape(os.path.join(cache_dir, PARTS_DIR)),
+                                       glob.escape(stem) + "-" + "[0-9a-f]" * 16 + ".npz")))
+
+
+def cached_paths(cache_dir: str, shard_path: str, layout, face_model: str) -> set:
+  """The records of a shard already in its cache file or in its parts."""
+  out = set()
+  for path in [shard_cache_path(cache_dir, shard_path)] + _shard_parts(cache_dir, shard_path):
+    if os.path.exists(path):
+      out.update(str(p) for p in read_cache_file(path, layout, face_model)["paths"])
+  return out
+
+
+def merge_parts(cache_dir: str, shard_path: str, layout, face_model: str) -> int:
+  """Merges a shard's part files into its cache file (atomically), then deletes them.
+
+  A record already in the file is kept as it is. Writes an empty file for a shard with
+  neither. Returns the number of records added.
+  """
+  path = shard_cache_path(cache_dir, shard_path)
+  parts = _shard_parts(cache_dir, shard_path)
+  if os.path.exists(path) and not parts:
+    return 0
+  paths, coeffs, photo, landmark = [], [], [], []
+  for source in ([path] if os.path.exists(path) else []) + parts:
+    arrays = read_cache_file(source, layout, face_model)
+    for k, name in enumerate(arrays["paths"]):
+      if str(name) not in paths:
+        paths.append(str(name))
+        coeffs.append(arrays["coeffs"][k])
+        photo.append(float(arrays["photo_loss"][k]))
+        landmark.append(float(arrays["landmark_loss"][k]))
+  before = (len(read_cache_file(path, layout, face_model)["paths"])
+            if os.path.exists(path) else 0)
+  write_cache_file(path, face_model, layout, paths, coeffs, photo, landmark)
+  for part in parts:
+    os.remove(part)
+  return len(paths) - before
+
+
 @dataclasses.dataclass
 class FitSummary:
   """What :func:`fit_records` did."""
@@ -117,13 +174,25 @@ class FitSummary:
   seconds: float
 
 
+def _batch_arrays(batch, mask_key: str):
+  """A parsed batch -> numpy (paths, images, landmarks, masks [B, S, S])."""
+  mask = batch[mask_key] * batch["valid_mask"]
+  return ([p.decode("utf-8") for p in batch["source_path"].numpy()], batch["image"].numpy(),
+          batch["landmarks68"].numpy(), mask.numpy()[..., 0])
+
+
 def _record_batches(shard: str, batch_size: int, mask_key: str):
   """Yields numpy batches (paths, images, landmarks, masks) of one shard, in file order."""
   ds = tf.data.TFRecordDataset(shard).map(lambda x: tfrecords.parse_example(x, 0))
   for batch in ds.batch(batch_size):
-    mask = batch[mask_key] * batch["valid_mask"]
-    yield ([p.decode("utf-8") for p in batch["source_path"].numpy()], batch["image"].numpy(),
-           batch["landmarks68"].numpy(), mask.numpy()[..., 0])
+    yield _batch_arrays(batch, mask_key)
+
+
+def parse_records(records: List[bytes], mask_key: str = "skin_mask"):
+  """Serialised records -> numpy (paths, images, landmarks, masks), as the fit reads them."""
+  ds = tf.data.Dataset.from_tensor_slices(tf.constant(records, tf.string))
+  batch = next(iter(ds.map(lambda x: tfrecords.parse_example(x, 0)).batch(len(records))))
+  return _batch_arrays(batch, mask_key)
 
 
 CoarseFn = Callable[[np.ndarray, np.ndarray, np.ndarray],
@@ -155,13 +224,73 @@ def fit_records(pattern: str, renderer, cache_dir: Optional[str] = None, batch_s
     ValueError: bad arguments, or a cache file of another face model in the way.
   """
   fitter = fitter_lib.Fitter(renderer, identity_encoder, fit_config, fit_renderer)
+  return cache_records(pattern, fitter_coarse_fn(fitter), renderer.model.name, renderer.layout,
+                       cache_dir, batch_size, mask_key, progress)
 
+
+def fitter_coarse_fn(fitter, predictor=None) -> "CoarseFn":
+  """The fit as a `CoarseFn`; with an R-Net `predictor` the fit starts from its regression."""
   def coarse_fn(images, landmarks, masks):
-    result = fitter(images, landmarks, masks)
+    start = None if predictor is None else np.asarray(predictor(tf.constant(images, tf.float32)))
+    result = fitter(images, landmarks, masks, initial_coeffs=start)
     return result.coeffs.numpy(), result.losses["photo"], result.losses["landmark"]
+  return coarse_fn
 
-  return cache_records(pattern, coarse_fn, renderer.model.name, renderer.layout, cache_dir,
-                       batch_size, mask_key, progress)
+
+def rnet_coarse_fn(predictor) -> "CoarseFn":
+  """An R-Net's regression as a `CoarseFn` (no fit losses)."""
+  def coarse_fn(images, landmarks, masks):
+    del landmarks, masks
+    return np.asarray(predictor(tf.constant(images, tf.float32))), None, None
+  return coarse_fn
+
+
+@dataclasses.dataclass(frozen=True)
+class CoarseSettings:
+  """What ``fit_data.py`` fits with (its flags); picklable, so a Beam worker builds the same
+  coarse function (`build`) as the single-process run.
+
+  Attributes:
+    face_model, model_path: the face model to fit.
+    identity: "dlib" (identity loss) or "none".
+    fit_method: the records' alignment fit (`preparation.Preparation.fit_method`).
+    fit_steps: scale of the fitter's iteration counts.
+    rnet_checkpoint: an R-Net (``rnet.weights.h5`` or Deep3DFace's ``.pb``).
+    rnet_init: with `rnet_checkpoint`, fit starting from its regression (else the regression
+      is the result).
+  """
+  face_model: str = "ict"
+  model_path: Optional[str] = None
+  identity: str = "dlib"
+  fit_method: str = "scale_translation"
+  fit_steps: float = 1.0
+  rnet_checkpoint: Optional[str] = None
+  rnet_init: bool = False
+
+  def build(self):
+    """(coarse_fn, face model): the networks loaded once."""
+    # pylint: disable=import-outside-toplevel
+    from facegcn_tf.assets import loaders
+    from facegcn_tf.morphable import load_fitting_model, load_model
+    from facegcn_tf.render.renderer import FaceRenderer
+    # pylint: enable=import-outside-toplevel
+    model = load_model(self.face_model, self.model_path)
+    predictor = None
+    if self.rnet_checkpoint:
+      predictor = loaders.load_rnet_predictor(self.rnet_checkpoint, model.layout)
+      if not self.rnet_init:
+        return rnet_coarse_fn(predictor), model
+    elif self.rnet_init:
+      raise ValueError("rnet_init needs an R-Net checkpoint (--rnet_checkpoint)")
+    fit_model = load_fitting_model(self.face_model, self.model_path)
+    encoder = None
+    if self.identity == "dlib":
+      encoder = loaders.load_identity_encoder("dlib", template5=model.template5,
+                                              fit_method=self.fit_method)
+    fitter = fitter_lib.Fitter(
+        FaceRenderer(model), encoder, fitter_lib.FitConfig().scaled(self.fit_steps),
+        FaceRenderer(fit_model) if fit_model is not None else None)
+    return fitter_coarse_fn(fitter, predictor), model
 
 
 def regress_records(pattern: str, predictor, model, cache_dir: Optional[str] = None,
@@ -178,12 +307,8 @@ def regress_records(pattern: str, predictor, model, cache_dir: Optional[str] = N
     model: the face model (its name and layout are recorded and checked).
     cache_dir, batch_size, progress: as :func:`fit_records`.
   """
-  def coarse_fn(images, landmarks, masks):
-    del landmarks, masks
-    return np.asarray(predictor(tf.constant(images, tf.float32))), None, None
-
-  return cache_records(pattern, coarse_fn, model.name, model.layout, cache_dir, batch_size,
-                       "skin_mask", progress)
+  return cache_records(pattern, rnet_coarse_fn(predictor), model.name, model.layout, cache_dir,
+                       batch_size, "skin_mask", progress)
 
 
 def cache_records(pattern: str, coarse_fn: CoarseFn, model_name: str, layout,
@@ -212,6 +337,8 @@ def cache_records(pattern: str, coarse_fn: CoarseFn, model_name: str, layout,
   fitted = done_before = 0
   for shard in files:
     path = shard_cache_path(cache_dir, shard)
+    if _shard_parts(cache_dir, shard):   # left by a Beam run (`scale.fit`)
+      merge_parts(cache_dir, shard, layout, model_name)
     paths, coeffs, photo, landmark = [], [], [], []
     if os.path.exists(path):
       old = read_cache_file(path, layout, model_name)
@@ -308,7 +435,8 @@ def check_coverage(table: Dict[str, np.ndarray], pattern: str, cache_dir: str) -
   return len(names)
 
 
-__all__ = ["CACHE_FORMAT", "FitSummary", "cache_records", "check_coverage", "default_cache_dir",
+__all__ = ["CACHE_FORMAT", "CoarseSettings", "FitSummary", "cache_records", "cached_paths",
+           "fitter_coarse_fn", "merge_parts", "parse_records", "part_path", "rnet_coarse_fn", "check_coverage", "default_cache_dir",
            "fit_records", "regress_records",
            "load_coarse_coeffs", "read_cache_file", "record_paths", "shard_cache_path",
            "write_cache_file"]
