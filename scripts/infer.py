@@ -10,6 +10,14 @@ the full-resolution photo), NAME_strip.png (photo | coarse | fine | shape) and N
 reported and skipped; finished faces are skipped on a re-run (--overwrite to redo). Exit
 codes: 0, or 1 when every input failed, 74 when the output folder cannot be written, 130 / 143
 after SIGINT / SIGTERM (README: "Running large batches").
+
+  python scripts/infer.py --input=photos.txt --output_dir=out --runner=DirectRunner
+  python scripts/infer.py --input=photos.txt --output_dir=/shared/out --runner=FlinkRunner \
+      --beam_options="--flink_master=HOST:8081 --environment_type=EXTERNAL ..."
+
+--input may also be a text file listing photos (.txt/.lst, one path a line). With --runner
+other than local the photos are reconstructed by an Apache Beam pipeline
+(facegcn_tf.scale.infer); failures also go to OUTPUT_DIR/failures.txt.
 """
 
 import os
@@ -22,7 +30,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 
-_INPUT = flags.DEFINE_string("input", "examples", "A photo, a folder of photos, or a glob.")
+_INPUT = flags.DEFINE_string("input", "examples", "A photo, a folder of photos, a glob, or a "
+                             "text file (.txt/.lst) listing photo paths, one a line.")
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", "outputs", "Where the outputs go.")
 _FACE_MODEL = flags.DEFINE_enum("face_model", "ict", ["ict", "ict_coarse", "bfm"],
                                 "Face model (bfm needs the user-supplied BFM 2009 file).")
@@ -62,6 +71,12 @@ _GCN_CHECKPOINT = flags.DEFINE_string(
 _IDENTITY_WEIGHTS = flags.DEFINE_string(
     "identity_weights", None, "FaceNet's frozen graph (20170512-110547.pb / FaceNetModel.pb) "
     "for a generator trained with identity=facenet (default: assets/facenet/).")
+_RUNNER = flags.DEFINE_string(
+    "runner", "local", "local: this process (default); DirectRunner (Beam, in-process), "
+    "FlinkRunner, SparkRunner, DataflowRunner: an Apache Beam pipeline (README: 'Running "
+    "large batches').")
+_BEAM_OPTIONS = flags.DEFINE_string("beam_options", "", "Further Beam pipeline flags, one "
+                                    "shell-quoted string (e.g. \"--flink_master=host:8081\").")
 _OVERWRITE = flags.DEFINE_bool("overwrite", False, "Redo faces whose outputs exist.")
 _PROGRESS = flags.DEFINE_bool(
     "progress", True, "Report progress on stderr: a bar on a terminal, else one line per face "
@@ -122,6 +137,38 @@ def _write_results_page(output_dir: pathlib.Path, summary) -> None:
     print(f"results page not written: {err}")
 
 
+def _run_beam(scan, settings, run_flags) -> int:
+  """The same faces by an Apache Beam pipeline on --runner; the exit code."""
+  # pylint: disable=import-outside-toplevel
+  from facegcn_tf import pipeline
+  from facegcn_tf.pipeline import batch
+  from facegcn_tf.scale import infer as beam_infer
+  from facegcn_tf.scale import options as beam_options
+  # pylint: enable=import-outside-toplevel
+  try:
+    options = beam_options.pipeline_options(_RUNNER.value, _BEAM_OPTIONS.value)
+  except ValueError as err:
+    _usage_error(str(err))
+  output_dir = pathlib.Path(_OUTPUT_DIR.value)
+  try:
+    summary = beam_infer.infer(scan.paths, str(output_dir), settings, options, flags=run_flags,
+                               odd_inputs=scan.odd)
+  except pipeline.OutputError as err:
+    print(f"stopped: {err}")
+    return batch.EXIT_OUTPUT_ERROR
+  failures = beam_options.read_failures(str(output_dir))
+  run = pipeline.RunSummary(skipped=list(scan.odd), failed=sorted(failures.items()))
+  _write_results_page(output_dir, run)
+  for item, reason in run.skipped + run.failed:
+    print(f"{item:40s} {'skipped' if (item, reason) in run.skipped else 'FAILED':11s} {reason}")
+  print(f"{summary.done} done, {summary.skipped} skipped, {summary.failed} failed "
+        f"on {_RUNNER.value}")
+  print(f"outputs: {output_dir.resolve()}")
+  if summary.failed and not summary.done and not summary.skipped:
+    return batch.EXIT_ALL_FAILED
+  return batch.EXIT_OK
+
+
 def main(argv):
   if len(argv) > 1:
     _usage_error(f"unexpected arguments: {' '.join(argv[1:])}")
@@ -150,15 +197,17 @@ def main(argv):
       albedo_source=_ALBEDO_SOURCE.value,
       overwrite=_OVERWRITE.value, rnet_checkpoint=_RNET_CHECKPOINT.value,
       gcn_checkpoint=_GCN_CHECKPOINT.value, identity_weights=_IDENTITY_WEIGHTS.value)
-  try:
-    reconstructor = pipeline.Reconstructor(settings)
-  except (ValueError, FileNotFoundError) as err:  # missing model / checkpoint files
-    _usage_error(str(err).splitlines()[0])
   run_flags = {name: flags.FLAGS[name].value for name in (
       "input", "output_dir", "preset", "all_faces", "min_confidence", "batch_size",
       "formats", "texture_size", "fit_steps", "albedo_source", "rnet_checkpoint",
       "gcn_checkpoint")}
   run_flags.update(face_model=face_model, refine_steps=settings.refine_steps)
+  if _RUNNER.value != "local":
+    return _run_beam(scan, settings, run_flags)
+  try:
+    reconstructor = pipeline.Reconstructor(settings)
+  except (ValueError, FileNotFoundError) as err:  # missing model / checkpoint files
+    _usage_error(str(err).splitlines()[0])
   with pipeline.interrupt_on_signals():  # SIGINT/SIGTERM stop between steps, keep what's done
     summary = pipeline.run(scan.paths, pathlib.Path(_OUTPUT_DIR.value), reconstructor,
                            flags=run_flags, progress=_PROGRESS.value, odd_inputs=scan.odd)

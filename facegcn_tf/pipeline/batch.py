@@ -71,18 +71,48 @@ def _odd_reason(path: pathlib.Path) -> str:
   return "not a regular file"
 
 
+FILE_LIST_EXTENSIONS = (".txt", ".lst")
+
+
+def read_file_list(path: pathlib.Path) -> List[pathlib.Path]:
+  """The photo paths of a text file, one a line (blank lines and ``#`` comments skipped;
+  relative paths are relative to the list's folder)."""
+  out = []
+  with open(path, "r", encoding="utf-8") as f:
+    for line in f:
+      line = line.strip()
+      if line and not line.startswith("#"):
+        entry = pathlib.Path(line).expanduser()
+        out.append(entry if entry.is_absolute() else path.parent / entry)
+  return out
+
+
 def scan_inputs(spec: str) -> InputScan:
-  """A file, a folder (searched recursively for images) or a glob -> its photos and odd entries.
+  """A file, a folder (searched recursively for images), a glob, or a text file listing
+  photos (``.txt``/``.lst``, one path a line) -> its photos and odd entries.
 
   A folder contributes its files with an image extension (hidden files and folders
-  ignored), sorted by relative path; a glob every file it matches. Entries named like
-  photos that are not regular files are the odd ones.
+  ignored), sorted by relative path; a glob every file it matches; a list its lines, in
+  order. Entries named like photos that are not regular files are the odd ones (in a list:
+  every entry that is not a regular file).
 
   Raises:
     ValueError: nothing matches (the message says what was looked for).
   """
   path = pathlib.Path(spec).expanduser()
   exts = {e.lower() for e in IMAGE_EXTENSIONS}
+  if path.is_file() and path.suffix.lower() in FILE_LIST_EXTENSIONS:
+    try:
+      entries = read_file_list(path)
+    except (OSError, UnicodeDecodeError) as err:
+      raise ValueError(f"cannot read the file list '{spec}': {err}") from None
+    files = [p for p in entries if p.is_file()]
+    regular = set(files)
+    odd = [(str(p), _odd_reason(p) if os.path.lexists(p) else "listed, but not found")
+           for p in entries if p not in regular]
+    if not files and not odd:
+      raise ValueError(f"the file list '{spec}' names no photos")
+    return InputScan(paths=files, odd=odd)
   if path.is_dir():
     entries = sorted((p for p in path.rglob("*")
                       if not any(part.startswith(".") for part in p.relative_to(path).parts)),
@@ -316,7 +346,8 @@ class _Claims:
 
 def run(inputs: Sequence[pathlib.Path], output_dir: pathlib.Path, reconstructor: Reconstructor,
         flags=None, progress: bool = True,
-        odd_inputs: Sequence[Tuple[str, str]] = ()) -> RunSummary:
+        odd_inputs: Sequence[Tuple[str, str]] = (),
+        names: Optional[Dict[pathlib.Path, str]] = None) -> RunSummary:
   """Reconstructs every input; never raises for a bad input (see `RunSummary`).
 
   Each face's files are written as soon as its batch is done (with ``batch_size`` 1: as
@@ -335,12 +366,14 @@ def run(inputs: Sequence[pathlib.Path], output_dir: pathlib.Path, reconstructor:
     progress: report progress on stderr (`progress.Progress`: a bar on a terminal, else
       one line per face and stage, with an ETA).
     odd_inputs: (entry, reason) to report as skipped (`scan_inputs(...).odd`).
+    names: each input's output name (default `output_names(inputs)`; a run over part of a
+      larger input set passes the names of the whole set).
   """
   settings = reconstructor.settings
   output_dir = pathlib.Path(output_dir)
   summary = RunSummary(skipped=list(odd_inputs))
   inputs = list(dict.fromkeys(pathlib.Path(p) for p in inputs))   # each photo once
-  names = output_names(inputs)
+  names = output_names(inputs) if names is None else names
   pending: List[_Pending] = []
   in_flight: List[str] = []
   held = _Claims(output_dir)
@@ -474,4 +507,5 @@ def run(inputs: Sequence[pathlib.Path], output_dir: pathlib.Path, reconstructor:
 
 __all__ = ["EXIT_ALL_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_OUTPUT_ERROR", "INPUT_ERRORS",
            "InputScan", "Interrupted", "OutputError", "RunSummary", "check_output_dir",
+           "read_file_list",
            "interrupt_on_signals", "output_names", "resolve_inputs", "run", "scan_inputs"]
