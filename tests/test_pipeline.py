@@ -51,6 +51,14 @@ def test_imports_run_one_way(folder, forbidden):
   assert not bad, "\n".join(bad)
 
 
+def test_nothing_imports_the_scale_out_stage():
+  """facegcn_tf/scale (the Beam pipelines) is the top stage: no other folder imports it."""
+  bad = [f"{p.relative_to(ROOT)} imports {n}" for p in sorted(PACKAGE.rglob("*.py"))
+         if "scale" not in p.relative_to(PACKAGE).parts[:1]
+         for n in _imports(p) if n.startswith("facegcn_tf.scale")]
+  assert not bad, "\n".join(bad)
+
+
 def test_no_script_is_imported_by_the_library():
   bad = [f"{p.relative_to(ROOT)} imports {n}" for p in sorted(PACKAGE.rglob("*.py"))
          for n in _imports(p) if n.startswith(("scripts", "benchmarks"))]
