@@ -30,6 +30,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 
+from facegcn_tf import scale  # noqa: E402  (its flags' help; imports no Beam)
+
 _DATA = flags.DEFINE_string("data", None, "Glob of the prepare_data TFRecord shards.",
                             required=True)
 _FACE_MODEL = flags.DEFINE_enum("face_model", "ict", ["ict", "ict_coarse", "bfm"],
@@ -51,12 +53,8 @@ _RNET_INIT = flags.DEFINE_bool(
     "rnet_init", False, "With --rnet_checkpoint: fit, starting from the R-Net's regression "
     "(instead of storing the regression).")
 _PROGRESS = flags.DEFINE_bool("progress", True, "Show a progress bar.")
-_RUNNER = flags.DEFINE_string(
-    "runner", "local", "local: this process (default); DirectRunner (Beam, in-process), "
-    "FlinkRunner, SparkRunner, DataflowRunner: an Apache Beam pipeline (README: 'Running "
-    "large batches').")
-_BEAM_OPTIONS = flags.DEFINE_string("beam_options", "", "Further Beam pipeline flags, one "
-                                    "shell-quoted string (e.g. \"--flink_master=host:8081\").")
+_RUNNER = flags.DEFINE_string("runner", scale.LOCAL_RUNNER, scale.RUNNER_HELP)
+_BEAM_OPTIONS = flags.DEFINE_string("beam_options", "", scale.BEAM_OPTIONS_HELP)
 
 
 def main(argv):
@@ -84,7 +82,7 @@ def main(argv):
         face_model=_FACE_MODEL.value, model_path=_MODEL_PATH.value, identity=_IDENTITY.value,
         fit_method=prep.fit_method, fit_steps=_FIT_STEPS.value,
         rnet_checkpoint=_RNET_CHECKPOINT.value, rnet_init=_RNET_INIT.value)
-    if _RUNNER.value != "local":
+    if _RUNNER.value != scale.LOCAL_RUNNER:
       _run_beam(settings, model)
       return
     total = len(coarse_fits.record_paths(_DATA.value))

@@ -30,6 +30,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 
+from facegcn_tf import scale  # noqa: E402  (its flags' help; imports no Beam)
+
 _INPUT = flags.DEFINE_string("input", "examples", "A photo, a folder of photos, a glob, or a "
                              "text file (.txt/.lst) listing photo paths, one a line.")
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", "outputs", "Where the outputs go.")
@@ -71,12 +73,8 @@ _GCN_CHECKPOINT = flags.DEFINE_string(
 _IDENTITY_WEIGHTS = flags.DEFINE_string(
     "identity_weights", None, "FaceNet's frozen graph (20170512-110547.pb / FaceNetModel.pb) "
     "for a generator trained with identity=facenet (default: assets/facenet/).")
-_RUNNER = flags.DEFINE_string(
-    "runner", "local", "local: this process (default); DirectRunner (Beam, in-process), "
-    "FlinkRunner, SparkRunner, DataflowRunner: an Apache Beam pipeline (README: 'Running "
-    "large batches').")
-_BEAM_OPTIONS = flags.DEFINE_string("beam_options", "", "Further Beam pipeline flags, one "
-                                    "shell-quoted string (e.g. \"--flink_master=host:8081\").")
+_RUNNER = flags.DEFINE_string("runner", scale.LOCAL_RUNNER, scale.RUNNER_HELP)
+_BEAM_OPTIONS = flags.DEFINE_string("beam_options", "", scale.BEAM_OPTIONS_HELP)
 _OVERWRITE = flags.DEFINE_bool("overwrite", False, "Redo faces whose outputs exist.")
 _PROGRESS = flags.DEFINE_bool(
     "progress", True, "Report progress on stderr: a bar on a terminal, else one line per face "
@@ -202,7 +200,7 @@ def main(argv):
       "formats", "texture_size", "fit_steps", "albedo_source", "rnet_checkpoint",
       "gcn_checkpoint")}
   run_flags.update(face_model=face_model, refine_steps=settings.refine_steps)
-  if _RUNNER.value != "local":
+  if _RUNNER.value != scale.LOCAL_RUNNER:
     return _run_beam(scan, settings, run_flags)
   try:
     reconstructor = pipeline.Reconstructor(settings)

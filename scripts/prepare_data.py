@@ -26,6 +26,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 
+from facegcn_tf import scale  # noqa: E402  (its flags' help; imports no Beam)
+
 _INPUT_DIR = flags.DEFINE_string("input_dir", None, "Folder of photos.", required=True)
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Folder for the shards.", required=True)
 _SHARD_SIZE = flags.DEFINE_integer("shard_size", 256, "Photos per shard.", lower_bound=1)
@@ -50,12 +52,8 @@ _ALIGN_METHOD = flags.DEFINE_enum(
     "Alignment fit: least-squares scale + translation of the template's x, y (default), or "
     "Deep3DFace's POS affine fit.")
 _RECURSIVE = flags.DEFINE_bool("recursive", True, "Also read photos in sub-folders.")
-_RUNNER = flags.DEFINE_string(
-    "runner", "local", "local: this process (default); DirectRunner (Beam, in-process), "
-    "FlinkRunner, SparkRunner, DataflowRunner: an Apache Beam pipeline (README: 'Running "
-    "large batches').")
-_BEAM_OPTIONS = flags.DEFINE_string("beam_options", "", "Further Beam pipeline flags, one "
-                                    "shell-quoted string (e.g. \"--flink_master=host:8081\").")
+_RUNNER = flags.DEFINE_string("runner", scale.LOCAL_RUNNER, scale.RUNNER_HELP)
+_BEAM_OPTIONS = flags.DEFINE_string("beam_options", "", scale.BEAM_OPTIONS_HELP)
 
 
 def _read_skip_list(path):
@@ -108,7 +106,7 @@ def main(argv):
       face_model=_FACE_MODEL.value, model_path=_MODEL_PATH.value,
       min_confidence=_MIN_CONFIDENCE.value, identity=_IDENTITY.value,
       forehead=_FOREHEAD.value, align_method=_ALIGN_METHOD.value)
-  if _RUNNER.value != "local":
+  if _RUNNER.value != scale.LOCAL_RUNNER:
     _run_beam(settings, skip)
     return
   preprocessor, feature_fn, config = settings.build()

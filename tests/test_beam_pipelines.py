@@ -3,7 +3,6 @@ single-process path: the same records, the same coarse fits, the infer outputs, 
 file, re-runs that skip finished items; and the fit started from an R-Net's regression."""
 
 import json
-import os
 import pathlib
 import subprocess
 import sys

@@ -12,3 +12,11 @@ Models load once per worker (``DoFn.setup``); an item that fails goes to a dead-
 written as ``failures.txt`` (``item<TAB>one-line reason``); a re-run skips finished items.
 This is the top stage: it may import every other one, nothing imports it.
 """
+
+# The scripts' `--runner` and `--beam_options` (no Beam import here: the local path needs none).
+LOCAL_RUNNER = "local"
+RUNNER_HELP = ("local: this process (default); DirectRunner (Beam, in-process), FlinkRunner, "
+               "SparkRunner, DataflowRunner: an Apache Beam pipeline (README: 'Running large "
+               "batches').")
+BEAM_OPTIONS_HELP = ("Further Beam pipeline flags, one shell-quoted string (e.g. "
+                     "\"--flink_master=host:8081 --environment_type=EXTERNAL\").")

@@ -8,8 +8,10 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 from apache_beam.runners.portability.fn_api_runner import fn_runner
 
+from facegcn_tf.scale import LOCAL_RUNNER
+
 # `--runner` values of the scripts: "local" is the single-process path (no Beam).
-LOCAL = "local"
+LOCAL = LOCAL_RUNNER
 BEAM_RUNNERS = ("DirectRunner", "FlinkRunner", "SparkRunner", "DataflowRunner",
                 "PortableRunner", "PrismRunner")
 FAILURES_FILE = "failures.txt"
