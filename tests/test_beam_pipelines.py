@@ -4,6 +4,7 @@ file, re-runs that skip finished items; and the fit started from an R-Net's regr
 
 import json
 import pathlib
+import shutil
 import subprocess
 import sys
 
@@ -98,10 +99,23 @@ def test_beam_fit_gives_the_plain_coarse_fits_and_resumes(prepared, tmp_path):
   expected = coarse_fits.cache_records(str(plain / "faces-*.tfrecord"), coarse_fn, model.name,
                                        model.layout, cache_dir=str(tmp_path / "plain"))
   assert expected.fitted == 2
-  pattern = str(beam / "faces-*.tfrecord")
+  data = tmp_path / "data"        # the Beam-made shards and one with a record the fit refuses
+  data.mkdir()
+  for name in ("faces-00000.tfrecord", "faces-00001.tfrecord"):
+    shutil.copy(beam / name, data / name)
+  example = tf.train.Example.FromString(next(iter(
+      tf.data.TFRecordDataset(str(beam / "faces-00000.tfrecord")))).numpy())
+  example.features.feature["source/path"].bytes_list.value[0] = b"bad.png"
+  example.features.feature["landmarks68"].float_list.value[0] = float("nan")
+  with tf.io.TFRecordWriter(str(data / "faces-00002.tfrecord")) as writer:
+    writer.write(example.SerializeToString())
+  pattern = str(data / "faces-*.tfrecord")
   cache = tmp_path / "beam"
   summary = beam_fit.fit(pattern, FIT, model, _direct(), cache_dir=str(cache))
-  assert (summary.fitted, summary.already_done, summary.failed) == (2, 0, 0)
+  assert (summary.fitted, summary.already_done, summary.failed) == (2, 0, 1)
+  failures = beam_options.read_failures(str(cache))
+  assert list(failures) == ["bad.png"] and "NaN" in failures["bad.png"], failures
+  pattern = str(data / "faces-0000[01].tfrecord")
   assert not list((cache / coarse_fits.PARTS_DIR).glob("*.npz"))   # merged into the shards'
   want = coarse_fits.load_coarse_coeffs(str(tmp_path / "plain"), model.layout, model.name)
   got = coarse_fits.load_coarse_coeffs(str(cache), model.layout, model.name)

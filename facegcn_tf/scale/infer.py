@@ -73,13 +73,14 @@ def infer(paths: Sequence[pathlib.Path], output_dir: str, settings: Settings,
   size = settings.batch_size
 
   def build(pipeline):
-    results = (pipeline | "Photos" >> beam.Create(items)
-               | "Spread" >> beam.Reshuffle()
+    results = (options_lib.read_items(pipeline, items_file, "Photos")
                | "Batch" >> beam.BatchElements(min_batch_size=size, max_batch_size=size)
                | "Reconstruct" >> beam.ParDo(ReconstructFn(settings, output_dir, flags))
                .with_outputs(FAILED, main="done"))
     options_lib.write_failures(results[FAILED], output_dir)
 
-  counts = options_lib.run_pipeline(build, options, NAMESPACE, ("done", "skipped", "failed"))
+  items_file = options_lib.write_items(items, output_dir)
+  counts = options_lib.run_pipeline(build, options, NAMESPACE, ("done", "skipped", "failed"),
+                                    items_file)
   return InferSummary(done=counts["done"], skipped=counts["skipped"] + len(odd_inputs),
                       failed=counts["failed"])

@@ -1,8 +1,10 @@
 """Runner choice and pipeline options shared by the Beam pipelines, and the dead-letter file."""
 
+import json
 import os
 import shlex
-from typing import Dict, Iterable, Optional
+import uuid
+from typing import Dict, Iterable, Optional, Sequence
 
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
@@ -65,6 +67,27 @@ def read_failures(folder: str) -> Dict[str, str]:
   return out
 
 
+def write_items(items: Sequence, folder: str) -> str:
+  """Writes a run's work items (JSON-able) to a hidden file in `folder`, one a line.
+
+  The pipeline reads them with `read_items` instead of carrying millions of them in its graph
+  (``beam.Create``); the caller deletes the file when the run ends.
+  """
+  os.makedirs(folder, exist_ok=True)
+  path = os.path.join(folder, f".beam-items-{uuid.uuid4().hex}.jsonl")
+  with open(path, "w", encoding="utf-8") as f:
+    for item in items:
+      f.write(json.dumps(item) + "\n")
+  return path
+
+
+def read_items(pipeline, path: str, label: str = "Items") -> beam.PCollection:
+  """The items of `write_items` (lists come back as tuples), spread over the workers."""
+  return (pipeline | f"Read{label}" >> beam.io.ReadFromText(path)
+          | f"Parse{label}" >> beam.Map(lambda line: tuple(json.loads(line)))
+          | f"Spread{label}" >> beam.Reshuffle())
+
+
 def counters(result, namespace: str, names: Iterable[str]) -> Dict[str, int]:
   """The committed values of a finished pipeline's counters (0 when a counter never moved)."""
   out = {name: 0 for name in names}
@@ -77,8 +100,20 @@ def counters(result, namespace: str, names: Iterable[str]) -> Dict[str, int]:
 
 
 def run_pipeline(build, options: PipelineOptions, summary_namespace: Optional[str] = None,
-                 counter_names: Iterable[str] = ()) -> Dict[str, int]:
-  """Builds the pipeline with `build(pipeline)`, runs it to the end, returns its counters."""
+                 counter_names: Iterable[str] = (), items_file: Optional[str] = None
+                 ) -> Dict[str, int]:
+  """Builds the pipeline with `build(pipeline)`, runs it to the end, returns its counters.
+
+  `items_file` (`write_items`) is deleted when the run ends, however it ends.
+  """
+  try:
+    return _run(build, options, summary_namespace, counter_names)
+  finally:
+    if items_file and os.path.exists(items_file):
+      os.remove(items_file)
+
+
+def _run(build, options, summary_namespace, counter_names):
   runner = None
   if options.view_as(StandardOptions).runner == "DirectRunner":
     # The DirectRunner's batch engine, asked for directly: the DirectRunner itself first tries

@@ -108,9 +108,7 @@ def prepare(input_dir: str, output_dir: str, settings: PrepareSettings,
   position = {plan.index: k for k, plan in enumerate(redo)}
 
   def build(pipeline):
-    items = (pipeline | "Photos" >> beam.Create(todo or [(-1, "")])
-             | "NotEmpty" >> beam.Filter(lambda item: item[0] >= 0)
-             | "Spread" >> beam.Reshuffle())
+    items = options_lib.read_items(pipeline, items_file, "Photos")
     results = items | "Prepare" >> beam.ParDo(PrepareFaceFn(input_dir, settings)).with_outputs(
         FAILED, main="done")
     written = []
@@ -134,7 +132,8 @@ def prepare(input_dir: str, output_dir: str, settings: PrepareSettings,
         results[FAILED] | "FailureLines" >> beam.Map(
             lambda item: options_lib.dead_letter_line(*item[1])), output_dir)
 
-  counts = options_lib.run_pipeline(build, options, NAMESPACE, ("done", "failed"))
+  items_file = options_lib.write_items(todo, output_dir)
+  counts = options_lib.run_pipeline(build, options, NAMESPACE, ("done", "failed"), items_file)
   removed = dataset.remove_stale_shards(output_dir, dataset.DEFAULT_PREFIX, len(plans))
   return PrepareSummary(shards=len(plans), resumed=len(plans) - len(redo), done=counts["done"],
                         failed=counts["failed"], skipped=sum(len(p.skipped) for p in redo),
