@@ -14,8 +14,7 @@ from facegcn_tf.scale import LOCAL_RUNNER
 
 # `--runner` values of the scripts: "local" is the single-process path (no Beam).
 LOCAL = LOCAL_RUNNER
-BEAM_RUNNERS = ("DirectRunner", "FlinkRunner", "SparkRunner", "DataflowRunner",
-                "PortableRunner", "PrismRunner")
+BEAM_RUNNERS = ("DirectRunner", "FlinkRunner", "SparkRunner", "DataflowRunner", "PortableRunner")
 FAILURES_FILE = "failures.txt"
 
 
