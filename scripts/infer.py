@@ -157,8 +157,9 @@ def _run_beam(scan, settings, run_flags) -> int:
   failures = beam_options.read_failures(str(output_dir))
   run = pipeline.RunSummary(skipped=list(scan.odd), failed=sorted(failures.items()))
   _write_results_page(output_dir, run)
-  for item, reason in run.skipped + run.failed:
-    print(f"{item:40s} {'skipped' if (item, reason) in run.skipped else 'FAILED':11s} {reason}")
+  for result, rows in (("skipped", run.skipped), ("FAILED", run.failed)):
+    for item, reason in rows:
+      print(f"{item:40s} {result:11s} {reason}")
   print(f"{summary.done} done, {summary.skipped} skipped, {summary.failed} failed "
         f"on {_RUNNER.value}")
   print(f"outputs: {output_dir.resolve()}")
