@@ -147,6 +147,10 @@ def _run_beam(scan, settings, run_flags) -> int:
     options = beam_options.pipeline_options(_RUNNER.value, _BEAM_OPTIONS.value)
   except ValueError as err:
     _usage_error(str(err))
+  try:
+    beam_infer.check_assets(settings)  # the workers load them: fail here, once, in one line
+  except (ValueError, FileNotFoundError) as err:
+    _usage_error(str(err).splitlines()[0])
   output_dir = pathlib.Path(_OUTPUT_DIR.value)
   try:
     summary = beam_infer.infer(scan.paths, str(output_dir), settings, options, flags=run_flags,

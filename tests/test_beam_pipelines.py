@@ -203,3 +203,17 @@ def test_the_fit_starts_from_the_rnet_regression(prepared, rnet_weights):
        f"--data={beam}/faces-*.tfrecord", "--rnet_init", "--progress=false"],
       capture_output=True, text=True, timeout=300, cwd=REPO)
   assert proc.returncode != 0 and "--rnet_init needs --rnet_checkpoint" in proc.stderr
+
+
+def test_beam_infer_names_a_missing_face_model_before_the_run(photos, tmp_path):
+  """The workers would each fail to load it: the launcher says so once, in one line."""
+  out = tmp_path / "out"
+  proc = subprocess.run(
+      [sys.executable, str(REPO / "scripts" / "infer.py"), f"--input={photos}",
+       f"--output_dir={out}", "--runner=DirectRunner", "--face_model=bfm",
+       f"--model_path={tmp_path / 'BFM_model_front.mat'}", "--progress=false"],
+      capture_output=True, text=True, timeout=300, cwd=REPO)
+  assert proc.returncode == 2, proc.stderr[-2000:]
+  last = proc.stderr.strip().splitlines()[-1]
+  assert last.startswith("infer.py: usage error:") and "BFM_model_front.mat" in last, last
+  assert not out.exists()

@@ -95,14 +95,14 @@ def build_components(settings: Settings) -> Components:
       model=model, renderer=renderer, fit_renderer=fit_renderer,
       preprocessor=FacePreprocessor(model.template5, min_confidence=settings.min_confidence),
       identity=identity, refiner=refiner, rnet=rnet, fitter=fitter,
-      head_model=_head_model(model, settings))
+      head_model=load_head_model(model, settings))
 
 
-def _head_model(model: MorphableModel, settings: Settings) -> Optional[head_lib.HeadModel]:
+def load_head_model(model: MorphableModel, settings: Settings) -> Optional[head_lib.HeadModel]:
   """The ICT head when the run exports ``head`` with an ICT face model, else None."""
   if "head" not in tuple(getattr(settings, "formats", ()) or ()) or not model.name.startswith("ict"):
     return None
   return head_lib.load_head()
 
 
-__all__ = ["Components", "build_components"]
+__all__ = ["Components", "build_components", "load_head_model"]

@@ -14,7 +14,10 @@ from typing import Dict, Optional, Sequence, Tuple
 
 import apache_beam as beam
 
+from facegcn_tf.assets import loaders
+from facegcn_tf.morphable import load_model
 from facegcn_tf.pipeline import batch as batch_lib
+from facegcn_tf.pipeline import factory
 from facegcn_tf.pipeline.reconstructor import Reconstructor
 from facegcn_tf.pipeline.settings import Settings
 from facegcn_tf.scale import options as options_lib
@@ -49,6 +52,20 @@ class ReconstructFn(beam.DoFn):
     for item, reason in summary.failed:
       yield beam.pvalue.TaggedOutput(FAILED, options_lib.dead_letter_line(item, reason))
     yield from (name for name, _ in summary.done)
+
+
+def check_assets(settings: Settings) -> None:
+  """Raises before the pipeline starts when a file the workers will load is missing here.
+
+  Loads the face model (and the whole head when ``head`` is exported with ICT) and locates
+  the dlib weights on the launcher's asset search path, so a missing BFM file is one error up
+  front, not one failure per worker. Checkpoint files are checked by the script's flags.
+
+  Raises:
+    AssetNotFoundError: a missing file (the message names it and where it goes).
+  """
+  loaders.locate_dlib_weights()
+  factory.load_head_model(load_model(settings.face_model, settings.model_path), settings)
 
 
 @dataclasses.dataclass
