@@ -291,3 +291,35 @@ def test_export_face_writes_the_head_and_its_json(models, tmp_path):
     writer.export_face(tmp_path, "g", face_model, vertices=face_model.mean_shape,
                        fine_albedo=face_model.mean_albedo,
                        coarse_albedo=face_model.mean_albedo, formats=("head",))
+
+
+def test_a_bfm_rerun_skips_finished_faces(tmp_path, astronaut):
+  """BFM has no whole head: the run drops ``head`` and a re-run must not wait for its files.
+
+  The BFM files are the synthetic release of tests/test_morphable_bfm.py (the real one
+  cannot be shipped), converted and found through FACEGCN_ASSETS like a user's copy.
+  """
+  import sys
+  sys.path.insert(0, str(ROOT / "tests"))
+  from test_morphable_bfm import Fixture  # pylint: disable=import-outside-toplevel
+  from facegcn_tf import assets
+  from facegcn_tf.morphable import bfm_convert
+  (tmp_path / "assets" / "bfm").mkdir(parents=True)
+  bfm_convert.convert(Fixture(tmp_path / "release").dir,
+                      output=tmp_path / "assets" / "bfm" / "BFM_model_front.mat")
+  (tmp_path / "in").mkdir()
+  cv2.imwrite(str(tmp_path / "in" / "astronaut.png"), astronaut[..., ::-1])
+  env = dict(os.environ)
+  env[assets.ENV_VAR] = os.pathsep.join([str(tmp_path / "assets"), env.get(assets.ENV_VAR, "")])
+  cmd = [sys.executable, str(ROOT / "scripts" / "infer.py"), "--progress=false",
+         "--fit_steps=0.05", "--refine_steps=2", "--texture_size=128", "--face_model=bfm",
+         "--formats=obj,head,json", f"--input={tmp_path / 'in'}",
+         f"--output_dir={tmp_path / 'out'}"]
+  first = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT, timeout=900)
+  assert "1 done, 0 skipped, 0 failed" in first.stdout, first.stdout + first.stderr[-3000:]
+  assert (tmp_path / "out" / "astronaut.obj").is_file()
+  assert not (tmp_path / "out" / "astronaut_head.glb").exists()
+  mtime = (tmp_path / "out" / "astronaut.obj").stat().st_mtime_ns
+  again = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT, timeout=900)
+  assert "0 done, 1 skipped, 0 failed" in again.stdout, again.stdout + again.stderr[-3000:]
+  assert (tmp_path / "out" / "astronaut.obj").stat().st_mtime_ns == mtime
