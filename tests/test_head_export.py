@@ -210,6 +210,32 @@ def test_glb_has_53_named_morph_targets_and_jaw_open_lowers_the_teeth(head, writ
   assert np.mean(delta[lower, 1]) < -0.005  # metres: jawOpen = 1 lowers them > 5 mm
 
 
+def test_glb_normals_are_the_neutral_ones_with_a_delta_per_blendshape(head, written):
+  """Base NORMAL = the neutral head's normals; each target's NORMAL delta turns them into
+  the normals of that blendshape (Blender turns custom normals with the shape keys, so
+  posed normals on the neutral base would be turned twice)."""
+  from facegcn_tf.morphable.normals import vertex_normals
+  document, binary = _glb(written / "face_head.glb")
+  face = document["meshes"][0]["primitives"][0]
+  assert all("NORMAL" in t for p in document["meshes"][0]["primitives"] for t in p["targets"])
+  positions = _read_accessor(document, binary, face["attributes"]["POSITION"]) * 10  # dm
+  normals = _read_accessor(document, binary, face["attributes"]["NORMAL"])
+  smile = head.exp_names.index("mouthSmile_L")
+  delta = _read_accessor(document, binary, face["targets"][smile]["NORMAL"])
+  moving = np.flatnonzero(np.abs(delta).max(axis=1) > 0.05)[:400]
+  assert len(moving) > 50  # the smile turns the normals around the mouth
+  # The file's face vertices are the head's face vertices split at UV seams.
+  nearest = np.argmin(np.linalg.norm(positions[moving, None] - head.base[None], axis=-1), axis=1)
+  neutral = vertex_normals(head.base, head.triangles)[nearest]
+  moved = vertex_normals(head.base + head.exp_basis[smile], head.triangles)[nearest]
+  posed = vertex_normals(head.posed(), head.triangles)[nearest]
+  assert np.mean(np.sum(neutral * posed, axis=1)) < 0.995  # the fitted smile turns them too
+  assert np.mean(np.sum(normals[moving] * neutral, axis=1)) > 0.999
+  got = normals[moving] + delta[moving]
+  got /= np.linalg.norm(got, axis=1, keepdims=True)
+  assert np.mean(np.sum(got * moved, axis=1)) > 0.999
+
+
 def test_glb_passes_the_khronos_validator(written):
   _need_web("gltf-validator")
   run = subprocess.run(["node", str(WEB / "validate_gltf.js"), str(written / "face_head.glb")],
