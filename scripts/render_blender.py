@@ -8,6 +8,11 @@ tools/blender/render_head.py (Blender's glTF and OBJ importers, Cycles, soft lig
 with the project's identity encoder (the renders are detected and aligned like photos).
 Writes the renders, a row of each head's renders (``NAME_blender.png``) and
 ``identity.json`` into ``--renders``, and prints a Markdown table.
+
+``--references`` also reconstructs each photo (default settings) and measures, on the same
+grey background, what bounds a render of the face alone: the photo's own pixels inside the
+face's silhouette (eyes and mouth included), the pipeline's render lit like the photo with
+the photo's eyes and mouth in the mesh's openings, and that render with the openings grey.
 """
 
 import json
@@ -27,6 +32,32 @@ _SIZE = flags.DEFINE_integer("size", 512, "Render side in pixels.")
 _SAMPLES = flags.DEFINE_integer("samples", 24, "Cycles samples per pixel.")
 _FORMATS = flags.DEFINE_list("formats", ["glb", "obj"], "Which exported files to import.")
 _BLENDER = flags.DEFINE_string("blender", "blender", "The Blender executable.")
+_REFERENCES = flags.DEFINE_bool("references", False,
+                                "Also measure the face-alone references (see the docstring).")
+
+GREY = 0.53  # the Blender scene's background as it comes out in the renders (136/255)
+
+
+def reference_images(renders) -> dict:
+  """Face-alone images from a reconstruction's aligned renders (``overlay.AlignedRenders``),
+  each pasted in the middle of a grey canvas twice its side: name -> [2S, 2S, 3] uint8."""
+  import numpy as np  # pylint: disable=import-outside-toplevel
+  import scipy.ndimage  # pylint: disable=import-outside-toplevel
+  crop = renders.crop.astype(np.float32) / 255.0
+  covered = renders.fine.sum(axis=-1, keepdims=True) > 0
+  silhouette = scipy.ndimage.binary_fill_holes(renders.mask > 0.5)[..., None]
+  openings = silhouette & ~covered
+  size = crop.shape[0]
+
+  def canvas(image):
+    out = np.full((2 * size, 2 * size, 3), GREY, np.float32)
+    out[size // 2:size // 2 + size, size // 2:size // 2 + size] = image
+    return np.clip(np.rint(out * 255), 0, 255).astype(np.uint8)
+
+  return {"photo_face": canvas(np.where(silhouette, crop, GREY)),
+          "render_photo_eyes_mouth": canvas(np.where(covered, renders.fine,
+                                                     np.where(openings, crop, GREY))),
+          "render_grey_eyes_mouth": canvas(np.where(covered, renders.fine, GREY))}
 
 BLENDER_SIDE = pathlib.Path(__file__).resolve().parent.parent / "tools" / "blender" / "render_head.py"
 
@@ -87,11 +118,30 @@ def main(argv):
   values = [d for _, _, _, d in rows if d is not None]
   summary = {"per_render": table, "mean": float(np.mean(values)) if values else None,
              "count": len(values), "yaws": _YAWS.value, "formats": _FORMATS.value}
+  if _REFERENCES.value:
+    from facegcn_tf.pipeline.reconstructor import Reconstructor  # pylint: disable=import-outside-toplevel
+    reconstructor = Reconstructor.from_settings(formats=("json",))
+    summary["references"] = {}
+    for name in table:
+      if name not in photos:
+        continue
+      reference = features(image_io.load_image(photos[name]).rgb)
+      result = reconstructor.reconstruct(photos[name])
+      summary["references"][name] = {}
+      for kind, image in reference_images(result.renders).items():
+        atomic.write_image(renders / f"{name}_{kind}.png", image)
+        try:
+          dist = float(metrics.identity_distance(reference, features(image)))
+        except ValueError as err:
+          dist, _ = None, print(f"{name} {kind}: {err}")
+        summary["references"][name][kind] = dist
   atomic.write_json(renders / "identity.json", summary)
   print("| face | importer | yaw | identity distance |\n| --- | --- | --- | --- |")
   for name, fmt, yaw, dist in rows:
     print(f"| {name} | {fmt} | {yaw}° | {'n/a' if dist is None else f'{dist:.3f}'} |")
   print(f"\nmean over {len(values)} renders: {summary['mean']}")
+  for name, dists in summary.get("references", {}).items():
+    print(name, ", ".join(f"{k} {'n/a' if v is None else f'{v:.3f}'}" for k, v in dists.items()))
 
 
 if __name__ == "__main__":

@@ -210,6 +210,32 @@ def test_glb_has_53_named_morph_targets_and_jaw_open_lowers_the_teeth(head, writ
   assert np.mean(delta[lower, 1]) < -0.005  # metres: jawOpen = 1 lowers them > 5 mm
 
 
+def test_glb_normals_are_the_neutral_ones_with_a_delta_per_blendshape(head, written):
+  """Base NORMAL = the neutral head's normals; each target's NORMAL delta turns them into
+  the normals of that blendshape (Blender turns custom normals with the shape keys, so
+  posed normals on the neutral base would be turned twice)."""
+  from facegcn_tf.morphable.normals import vertex_normals
+  document, binary = _glb(written / "face_head.glb")
+  face = document["meshes"][0]["primitives"][0]
+  assert all("NORMAL" in t for p in document["meshes"][0]["primitives"] for t in p["targets"])
+  positions = _read_accessor(document, binary, face["attributes"]["POSITION"]) * 10  # dm
+  normals = _read_accessor(document, binary, face["attributes"]["NORMAL"])
+  smile = head.exp_names.index("mouthSmile_L")
+  delta = _read_accessor(document, binary, face["targets"][smile]["NORMAL"])
+  moving = np.flatnonzero(np.abs(delta).max(axis=1) > 0.05)[:400]
+  assert len(moving) > 50  # the smile turns the normals around the mouth
+  # The file's face vertices are the head's face vertices split at UV seams.
+  nearest = np.argmin(np.linalg.norm(positions[moving, None] - head.base[None], axis=-1), axis=1)
+  neutral = vertex_normals(head.base, head.triangles)[nearest]
+  moved = vertex_normals(head.base + head.exp_basis[smile], head.triangles)[nearest]
+  posed = vertex_normals(head.posed(), head.triangles)[nearest]
+  assert np.mean(np.sum(neutral * posed, axis=1)) < 0.995  # the fitted smile turns them too
+  assert np.mean(np.sum(normals[moving] * neutral, axis=1)) > 0.999
+  got = normals[moving] + delta[moving]
+  got /= np.linalg.norm(got, axis=1, keepdims=True)
+  assert np.mean(np.sum(got * moved, axis=1)) > 0.999
+
+
 def test_glb_passes_the_khronos_validator(written):
   _need_web("gltf-validator")
   run = subprocess.run(["node", str(WEB / "validate_gltf.js"), str(written / "face_head.glb")],
@@ -291,3 +317,35 @@ def test_export_face_writes_the_head_and_its_json(models, tmp_path):
     writer.export_face(tmp_path, "g", face_model, vertices=face_model.mean_shape,
                        fine_albedo=face_model.mean_albedo,
                        coarse_albedo=face_model.mean_albedo, formats=("head",))
+
+
+def test_a_bfm_rerun_skips_finished_faces(tmp_path, astronaut):
+  """BFM has no whole head: the run drops ``head`` and a re-run must not wait for its files.
+
+  The BFM files are the synthetic release of tests/test_morphable_bfm.py (the real one
+  cannot be shipped), converted and found through FACEGCN_ASSETS like a user's copy.
+  """
+  import sys
+  sys.path.insert(0, str(ROOT / "tests"))
+  from test_morphable_bfm import Fixture  # pylint: disable=import-outside-toplevel
+  from facegcn_tf import assets
+  from facegcn_tf.morphable import bfm_convert
+  (tmp_path / "assets" / "bfm").mkdir(parents=True)
+  bfm_convert.convert(Fixture(tmp_path / "release").dir,
+                      output=tmp_path / "assets" / "bfm" / "BFM_model_front.mat")
+  (tmp_path / "in").mkdir()
+  cv2.imwrite(str(tmp_path / "in" / "astronaut.png"), astronaut[..., ::-1])
+  env = dict(os.environ)
+  env[assets.ENV_VAR] = os.pathsep.join([str(tmp_path / "assets"), env.get(assets.ENV_VAR, "")])
+  cmd = [sys.executable, str(ROOT / "scripts" / "infer.py"), "--progress=false",
+         "--fit_steps=0.05", "--refine_steps=2", "--texture_size=128", "--face_model=bfm",
+         "--formats=obj,head,json", f"--input={tmp_path / 'in'}",
+         f"--output_dir={tmp_path / 'out'}"]
+  first = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT, timeout=900)
+  assert "1 done, 0 skipped, 0 failed" in first.stdout, first.stdout + first.stderr[-3000:]
+  assert (tmp_path / "out" / "astronaut.obj").is_file()
+  assert not (tmp_path / "out" / "astronaut_head.glb").exists()
+  mtime = (tmp_path / "out" / "astronaut.obj").stat().st_mtime_ns
+  again = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT, timeout=900)
+  assert "0 done, 1 skipped, 0 failed" in again.stdout, again.stdout + again.stderr[-3000:]
+  assert (tmp_path / "out" / "astronaut.obj").stat().st_mtime_ns == mtime

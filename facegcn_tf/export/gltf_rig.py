@@ -1,10 +1,11 @@
 """A binary glTF 2.0 (GLB) with morph targets, written directly (trimesh has no morphs).
 
 One mesh, one node, one primitive per textured surface. Every primitive has the same K
-morph targets (POSITION deltas), named in ``mesh.extras.targetNames`` (the convention of
-three.js, Blender's importer and Unity's glTFast) and weighted by ``mesh.weights``.
-Morph deltas are **sparse accessors** (only the vertices a blendshape moves are stored),
-which keeps a 53-shape head at a few MB. Positions are metres, +Y up, front +Z (glTF's
+morph targets (POSITION deltas, and NORMAL deltas where given), named in
+``mesh.extras.targetNames`` (the convention of three.js, Blender's importer and Unity's
+glTFast) and weighted by ``mesh.weights``. Morph deltas are **sparse accessors** (only the
+vertices a blendshape moves are stored), which keeps a 53-shape head with position and
+normal deltas at about 20 MB (~70 MB dense). Positions are metres, +Y up, front +Z (glTF's
 axes); textures are embedded PNGs; UVs are flipped to glTF's top-left origin here.
 """
 
@@ -20,6 +21,7 @@ import PIL.Image
 FLOAT, UINT16, UINT32 = 5126, 5123, 5125
 ARRAY_BUFFER, ELEMENT_ARRAY_BUFFER = 34962, 34963
 DEFAULT_EPSILON = 1e-5  # metres (0.01 mm): smaller morph deltas are not stored
+NORMAL_EPSILON = 1e-2  # unit normals (0.6 degree): smaller normal deltas are not stored
 
 
 @dataclasses.dataclass
@@ -28,7 +30,8 @@ class Primitive:
 
   positions: [N, 3] metres (base shape); normals: [N, 3] unit; uv: [N, 2] (v up, as OBJ);
   triangles: [F, 3] int; texture: [H, W, 3] uint8; targets: [K, N, 3] position deltas
-  (metres); name: material name.
+  (metres); name: material name; normal_targets: optional [K, N, 3] normal deltas (the
+  normals of the base moved by one whole blendshape, minus ``normals``).
   """
   positions: np.ndarray
   normals: np.ndarray
@@ -37,6 +40,7 @@ class Primitive:
   texture: np.ndarray
   targets: np.ndarray
   name: str
+  normal_targets: Optional[np.ndarray] = None
 
 
 class _Builder:
@@ -160,6 +164,13 @@ def rigged_glb_bytes(primitives: Sequence[Primitive], target_names: Sequence[str
     indices = builder.dense(triangles.astype(index_type).reshape(-1), "SCALAR",
                             ELEMENT_ARRAY_BUFFER)
     morphs = [{"POSITION": builder.sparse_vec3(t, epsilon)} for t in targets]
+    if prim.normal_targets is not None:
+      normal_targets = np.asarray(prim.normal_targets, np.float32)
+      if normal_targets.shape != targets.shape:
+        raise ValueError(f"primitive {prim.name}: normal targets {normal_targets.shape}, "
+                         f"expected {targets.shape}")
+      for morph, delta in zip(morphs, normal_targets):
+        morph["NORMAL"] = builder.sparse_vec3(delta, NORMAL_EPSILON)
     images.append({"bufferView": builder.view(_png(prim.texture)), "mimeType": "image/png"})
     textures.append({"sampler": 0, "source": i})
     materials.append({"name": prim.name, "doubleSided": True, "pbrMetallicRoughness": {

@@ -32,13 +32,29 @@ SUFFIXES = ("_head_texture.png", "_head.obj", "_head.mtl", "_head_neutral.obj",
             "_head_neutral.mtl", "_head.ply", "_head.glb")
 
 
-def _primitive(mesh: HeadMesh, normals, triangles, uv, triangle_uv, texture, name):
+def morph_normals(mesh: HeadMesh):
+  """The GLB's normals: ``[V, 3]`` of the base (identity only, neutral expression) and
+  ``[K, V, 3]`` deltas, each blendshape's normals at weight 1 minus the base's.
+
+  glTF blends normals like positions (base + sum of weight x delta), so a viewer shades any
+  expression, the fitted default included, with its own normals. (Posed normals stored on
+  the neutral base would be turned a second time by the blendshapes in Blender, whose
+  custom normals follow the shape keys.)
+  """
+  base = vertex_normals(mesh.base, mesh.triangles)
+  moved = vertex_normals(mesh.base[None] + mesh.exp_basis, mesh.triangles)
+  return base, (moved - base[None]).astype(np.float32)
+
+
+def _primitive(mesh: HeadMesh, normals, normal_deltas, triangles, uv, triangle_uv, texture,
+               name):
   split = seams.split_at_seams(triangles, triangle_uv)
   scale = mesh_io.UNIT_SCALE_FROM_DM[mesh_io.GLB_UNITS]
   return gltf_rig.Primitive(
       positions=mesh.base[split.vertex_index] * scale, normals=normals[split.vertex_index],
       uv=uv[split.uv_index], triangles=split.triangles, texture=texture,
-      targets=mesh.exp_basis[:, split.vertex_index] * scale, name=name)
+      targets=mesh.exp_basis[:, split.vertex_index] * scale, name=name,
+      normal_targets=normal_deltas[:, split.vertex_index])
 
 
 # Animation clips in the GLB: name -> the blendshapes set to 1 at the clip's middle.
@@ -64,11 +80,11 @@ def clips(mesh: HeadMesh) -> dict:
 def head_glb_bytes(mesh: HeadMesh, face_texture: np.ndarray) -> bytes:
   """The rigged GLB (face primitive textured with ``face_texture``, then the rest), with
   the animation clips :data:`CLIPS`."""
-  normals = vertex_normals(mesh.posed(), mesh.triangles)
-  prims = [_primitive(mesh, normals, mesh.face_triangles, mesh.face_uv, mesh.face_triangle_uv,
-                      face_texture, "face"),
-           _primitive(mesh, normals, mesh.rest_triangles, mesh.rest_uv, mesh.rest_triangle_uv,
-                      mesh.rest_texture, "head")]
+  normals, deltas = morph_normals(mesh)
+  prims = [_primitive(mesh, normals, deltas, mesh.face_triangles, mesh.face_uv,
+                      mesh.face_triangle_uv, face_texture, "face"),
+           _primitive(mesh, normals, deltas, mesh.rest_triangles, mesh.rest_uv,
+                      mesh.rest_triangle_uv, mesh.rest_texture, "head")]
   return gltf_rig.rigged_glb_bytes(prims, mesh.exp_names, mesh.weights, animations=clips(mesh))
 
 
@@ -125,4 +141,4 @@ def write_head(output_dir, name: str, mesh: HeadMesh, face_texture: np.ndarray,
   return written
 
 
-__all__ = ["SUFFIXES", "head_glb_bytes", "head_obj_text", "write_head"]
+__all__ = ["SUFFIXES", "head_glb_bytes", "head_obj_text", "morph_normals", "write_head"]

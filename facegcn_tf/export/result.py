@@ -102,13 +102,8 @@ class FaceResult:
     Returns:
       The written paths, the JSON last.
     """
-    formats = writer.check_formats(formats)
-    head = None
-    if "head" in formats:
-      if self.head_model is None:
-        formats = tuple(f for f in formats if f != "head")
-      else:
-        head = self.eye_mouth_colors()
+    formats = writer.exported_formats(formats, self.head_model is not None)
+    head = self.eye_mouth_colors() if "head" in formats else None
     return writer.export_face(
         pathlib.Path(output_dir), self.name, self.model, vertices=self.shape,
         fine_albedo=self.fine_albedo, coarse_albedo=self.coarse_albedo,

@@ -130,6 +130,13 @@ def planned_files(output_dir: PathLike, name: str,
   return out
 
 
+def exported_formats(formats: Sequence[str], has_head_model: bool) -> tuple:
+  """The formats a face's export writes: ``head`` needs the whole ICT head, so it is dropped
+  when there is none (a BFM face model); a re-run checks for these files only."""
+  formats = check_formats(formats)
+  return formats if has_head_model else tuple(f for f in formats if f != "head")
+
+
 def outputs_complete(output_dir: PathLike, name: str,
                      formats: Sequence[str] = DEFAULT_FORMATS) -> bool:
   """True when every file of ``formats`` for ``name`` exists and is non-empty."""

@@ -382,17 +382,21 @@ def run(inputs: Sequence[pathlib.Path], output_dir: pathlib.Path, reconstructor:
   # --all_faces: each photo's finished faces, for its one whole-photo overlay.
   photo_faces: Dict[str, list] = {}
 
+  # The files a face gets: no `head` files without the ICT head (a BFM run).
+  formats = writer.exported_formats(settings.formats,
+                                    reconstructor.components.head_model is not None)
+
   def done_already(name: str) -> bool:
     if settings.overwrite:
       return False
     if not settings.all_faces:
-      return writer.outputs_complete(output_dir, name, settings.formats)
+      return writer.outputs_complete(output_dir, name, formats)
     try:  # every face of the photo; their count is in the first face's report
       first = json.loads((output_dir / f"{name}_face0.json").read_text())
       count = int(first["extra"]["faces_in_photo"])
     except (OSError, ValueError, KeyError, TypeError):
       return False
-    return all(writer.outputs_complete(output_dir, f"{name}_face{k}", settings.formats)
+    return all(writer.outputs_complete(output_dir, f"{name}_face{k}", formats)
                for k in range(count))
 
   def settle(item: _Pending, ok: bool):
