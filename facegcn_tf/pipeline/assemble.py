@@ -16,7 +16,6 @@ from facegcn_tf.export.result import FaceResult
 from facegcn_tf.pipeline import refine
 from facegcn_tf.pipeline.factory import Components
 from facegcn_tf.pipeline.stages import CoarseFit, FaceBatch, Refinement
-from facegcn_tf.refinement import direct_albedo
 from facegcn_tf.render import lighting
 from facegcn_tf.render import sampling
 from facegcn_tf.render.interpolate import interpolate_attributes
@@ -137,16 +136,8 @@ def face_results(components: Components, faces: Sequence[PreparedFace], names: S
   pixels = geometry.pixels.numpy()
   irradiance = lighting.irradiance(geometry.normals,
                                    components.renderer.split(coarse.coeffs)["gamma"]).numpy()
-  coeffs = coarse.coeffs.numpy().copy()
+  coeffs = coarse.coeffs.numpy()
   albedo = coarse.albedo.numpy()
-  if refinement.light_gain is not None:
-    # The texture stage's light gain: light k times the fit's, both albedos divided by k,
-    # so the JSON's coefficients light the written albedos as the renders show them.
-    gain = np.asarray(refinement.light_gain, np.float32)
-    irradiance = irradiance * gain[:, None, None]
-    albedo = albedo / gain[:, None, None]
-    part = components.model.layout.slices()["gamma"]
-    coeffs[:, part] = direct_albedo.gained_gamma(coeffs[:, part], gain)
   # What the photo decided (seen and unoccluded); the writer fills the rest the same way.
   visibility = (coarse.visibility.numpy() if refinement.trusted is None
                 else (refinement.trusted > 0.5).astype(np.float32))

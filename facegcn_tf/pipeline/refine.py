@@ -2,9 +2,9 @@
 
 1. Where the photo shows the face (seen, unoccluded, not grazing on the silhouette), the
    albedo is the photo's colour with the fitted shading divided out, solved directly
-   (`refinement.direct_albedo`): no gradient steps blur what T_p already holds. The light
-   is scaled up by a per-face gain where the photo is brighter than the fitted light can
-   explain (highlights), so the albedo is not clipped there (`direct_albedo.light_gain`).
+   (`refinement.direct_albedo`): no gradient steps blur what T_p already holds. What the
+   albedo (at most 1) cannot reproduce there, the highlights, is a lit-only term of the
+   render (`direct_albedo.highlights`), never albedo.
 2. The GCN (per-image refinement, or a trained generator) runs when the run asks for it,
    on the photo's unoccluded pixels only. Its output is what the photo does not decide:
    the occluded and unseen parts, and the ramps into them.
@@ -112,7 +112,7 @@ def refine(components: Components, batch: FaceBatch, coarse: CoarseFit,
     raise ValueError("albedo_source 'gcn' needs a GCN (refinement steps or a checkpoint)")
   fallback = np.asarray(fallback, np.float32)
   trust_np = trust.numpy()
-  gain = np.ones(len(fallback), np.float32)
+  highlight = 0.0
   if albedo_source == "gcn":   # the paper's T' everywhere; the writer fills the unseen
     fine, trusted = fallback, None
   else:
@@ -121,15 +121,11 @@ def refine(components: Components, batch: FaceBatch, coarse: CoarseFit,
     sampled = sampling.bilinear_sample(tf.constant(batch.images / 255.0, tf.float32),
                                        geometry.pixels)
     gamma = renderer.split(coarse.coeffs)["gamma"]
-    gain = direct_albedo.light_gain(
-        sampled, lighting.irradiance(geometry.normals, gamma), trust).numpy()
     decided = trust_np > 0.5
     # A vertex the photo decides takes the photo's albedo whole (the fill ramps below run
     # on the other side), so the lit render reproduces the photo there.
     solved = direct_albedo.direct_albedo(sampled, geometry.normals, gamma,
-                                         np.where(decided, 1.0, trust_np), fallback,
-                                         gain=gain).numpy()
-    fallback = fallback / gain[:, None, None]
+                                         np.where(decided, 1.0, trust_np), fallback).numpy()
     # Narrow ramps, on the filled side only: the photo's vertices keep its albedo.
     fine = np.stack([invisible_fill.fill_invisible(solved[i], decided[i],
                                                    model.symmetry_pairs, fallback[i],
@@ -140,14 +136,19 @@ def refine(components: Components, batch: FaceBatch, coarse: CoarseFit,
     gray = albedo_lib.to_gray(fine).numpy()
     fine = np.where(batch.grayscale[:, None, None], gray, fine)
   fine = np.clip(fine, 0.0, 1.0).astype(np.float32)
-  # Lit by the gained light: (albedo * k) * irradiance.
-  render = renderer.render(coarse.coeffs, vertex_colors=tf.constant(fine * gain[:, None, None]),
-                           geometry=geometry, raster=rendering.raster)
+  irradiance = lighting.irradiance(geometry.normals, renderer.split(coarse.coeffs)["gamma"])
+  if trusted is not None:
+    highlight = direct_albedo.highlights(sampled, irradiance, fine, trust_np)
+  lit = tf.constant(fine) * irradiance + highlight
+  render = renderer.render(coarse.coeffs, vertex_colors=lit, lit=False, geometry=geometry,
+                           raster=rendering.raster)
   if trusted is not None:
     figures["photo_trusted_fraction"] = (
         trusted.sum(axis=1) / np.maximum(coarse.visibility.numpy().sum(axis=1), 1.0))
-    figures["light_gain"] = gain
-  return Refinement(fine_albedo=fine, light_gain=gain,
+    figures["highlight_fraction"] = (
+        np.asarray(tf.reduce_any(highlight > 1.0 / 255.0, axis=-1)).sum(axis=1) /
+        np.maximum(trusted.sum(axis=1), 1.0))
+  return Refinement(fine_albedo=fine,
                     lit_colors=np.clip(render.colors.numpy(), 0.0, 1.0).astype(np.float32),
                     render=np.clip(render.image.numpy(), 0.0, 1.0).astype(np.float32),
                     figures=figures, trusted=trusted,

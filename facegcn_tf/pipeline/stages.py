@@ -109,8 +109,6 @@ class Refinement:
       (seen, unoccluded, facing the camera); the rest was filled (mirror, GCN, coarse).
     method: how the texture was refined, the same for every face of the batch
       (`pipeline.refine.method`: mode "feed_forward" | "per_image" | "none", steps, ...).
-    light_gain: [B] the factor (>= 1) the fine albedo's light is scaled by over the coarse
-      fit's (`refinement.direct_albedo.light_gain`), or None (1).
   """
   fine_albedo: np.ndarray
   lit_colors: np.ndarray
@@ -118,7 +116,6 @@ class Refinement:
   figures: Dict[str, np.ndarray]
   trusted: Optional[np.ndarray] = None
   method: Dict[str, Any] = dataclasses.field(default_factory=dict)
-  light_gain: Optional[np.ndarray] = None
 
 
 __all__ = ["CoarseFit", "FaceBatch", "PreparedPhoto", "Refinement"]

@@ -14,21 +14,17 @@ closed form, with no gradient steps. It is trusted in proportion to
   mask) the pixel there is this face whatever the normal says (creases, nostrils, folds of
   the mesh, a cheek seen edge-on), and the photo is trusted.
 
-The albedo can only reproduce the photo where ``T_p <= irradiance`` (albedo <= 1). The
-split of a colour into albedo and light is ambiguous up to a scale, so the light may be
-scaled by a gain ``k >= 1`` per face (`light_gain`: the ratio ``T_p / irradiance`` that a
-``quantile`` of the trusted vertices stay under, at most ``max_gain``); the albedo is then
-``T_p / (k * irradiance)`` and the light ``k`` times the fitted one (`gained_gamma`), so
-highlights the fitted light cannot explain are not clipped off.
+The albedo (at most 1) can only reproduce the photo where ``T_p <= irradiance``. What is
+left over on the trusted vertices (specular highlights, which no Lambertian albedo explains)
+is kept apart as a lit-only highlight term (`highlights`): it shows in the lit render, never
+in the albedo.
 
-Elsewhere the fallback albedo (the coarse 3DMM, or the GCN's output) is kept, divided by the
-same gain, and the blend weight is returned so later stages (mirror fill, GCN) know what
-the photo decided.
+Elsewhere the fallback albedo (the coarse 3DMM, or the GCN's output) is kept, and the
+blend weight is returned so later stages (mirror fill, GCN) know what the photo decided.
 """
 
 from typing import Optional, Tuple
 
-import numpy as np
 import tensorflow as tf
 
 from facegcn_tf.render import lighting
@@ -36,8 +32,6 @@ from facegcn_tf.render import sampling
 
 DEFAULT_GRAZING = (0.02, 0.12)
 DEFAULT_MIN_IRRADIANCE = 0.1
-DEFAULT_GAIN_QUANTILE = 0.999
-DEFAULT_MAX_GAIN = 2.0
 
 
 def vertex_occlusion(occlusion: tf.Tensor, pixels: tf.Tensor) -> tf.Tensor:
@@ -88,47 +82,25 @@ def shading_divided(sampled: tf.Tensor, irradiance: tf.Tensor,
   return tf.clip_by_value(sampled / tf.maximum(irradiance, min_irradiance), 0.0, 1.0)
 
 
-def light_gain(sampled: tf.Tensor, irradiance: tf.Tensor, weight: tf.Tensor,
-               quantile: float = DEFAULT_GAIN_QUANTILE, max_gain: float = DEFAULT_MAX_GAIN,
-               min_irradiance: float = DEFAULT_MIN_IRRADIANCE) -> tf.Tensor:
-  """[B] gain ``k`` in [1, max_gain] of the fitted light, so that ``T_p / (k * irradiance)``
-  stays <= 1 on a `quantile` of the trusted vertices (see the module docstring).
+def highlights(sampled: tf.Tensor, irradiance: tf.Tensor, albedo: tf.Tensor,
+               decided: tf.Tensor) -> tf.Tensor:
+  """[B, V, 3] the photo's colour the lit albedo cannot reproduce on the decided vertices:
+  ``max(T_p - albedo * irradiance, 0)`` where `decided` [B, V] is > 0.5, else 0.
 
   Args:
     sampled: [B, V, 3] T_p in [0, 1].
     irradiance: [B, V, 3] the fitted SH irradiance.
-    weight: [B, V] trust (`trust_weights`); vertices above 0.5 count.
-    quantile: share of the trusted vertices whose albedo must fit in [0, 1].
-    max_gain: the largest gain.
-    min_irradiance: see `shading_divided`.
+    albedo: [B, V, 3] the albedo (`direct_albedo`), at most 1.
+    decided: [B, V] the photo's trust (`trust_weights`).
   """
-  ratio = tf.reduce_max(tf.convert_to_tensor(sampled, tf.float32) /
-                        tf.maximum(irradiance, min_irradiance), axis=-1)        # [B, V]
-  trusted = tf.convert_to_tensor(weight, tf.float32) > 0.5
-  ratio = tf.sort(tf.where(trusted, ratio, tf.zeros_like(ratio)), axis=-1)      # [B, V]
-  count = tf.reduce_sum(tf.cast(trusted, tf.int32), axis=-1)                   # [B]
-  total = tf.shape(ratio)[-1]
-  # Untrusted vertices sort first (0); the quantile is taken among the trusted ones.
-  rank = total - count + tf.cast(tf.math.floor(quantile * tf.cast(tf.maximum(count - 1, 0),
-                                                                   tf.float32)), tf.int32)
-  value = tf.gather(ratio, tf.minimum(rank, total - 1), batch_dims=1)
-  value = tf.where(count > 0, value, tf.ones_like(value))
-  return tf.clip_by_value(value, 1.0, max_gain)
-
-
-def gained_gamma(gamma, gain):
-  """[B, 27] SH coefficients whose irradiance is `gain` [B] times that of `gamma` [B, 27]
-  (numpy or tf; the ambient offset of `lighting.irradiance` is accounted for)."""
-  offset = np.zeros(27, np.float32)
-  offset[0::9] = lighting.AMBIENT_OFFSET
-  gain = np.asarray(gain, np.float32)[:, None]
-  return gain * (np.asarray(gamma, np.float32) + offset) - offset
+  left = tf.convert_to_tensor(sampled, tf.float32) - albedo * irradiance
+  on = tf.cast(tf.convert_to_tensor(decided, tf.float32) > 0.5, tf.float32)[..., tf.newaxis]
+  return tf.maximum(left, 0.0) * on
 
 
 def direct_albedo(sampled: tf.Tensor, normals: tf.Tensor, gamma: tf.Tensor,
                   weight: tf.Tensor, fallback: tf.Tensor,
-                  min_irradiance: float = DEFAULT_MIN_IRRADIANCE,
-                  gain: Optional[tf.Tensor] = None) -> tf.Tensor:
+                  min_irradiance: float = DEFAULT_MIN_IRRADIANCE) -> tf.Tensor:
   """[B, V, 3] albedo: the photo's where `weight` trusts it, `fallback` elsewhere.
 
   Args:
@@ -136,22 +108,16 @@ def direct_albedo(sampled: tf.Tensor, normals: tf.Tensor, gamma: tf.Tensor,
     normals: [B, V, 3] posed unit normals.
     gamma: [B, 27] fitted SH lighting coefficients.
     weight: [B, V] trust of the photo's colour (`trust_weights`).
-    fallback: [B, V, 3] albedo where the photo is not trusted (under the fitted light).
+    fallback: [B, V, 3] albedo where the photo is not trusted.
     min_irradiance: see `shading_divided`.
-    gain: optional [B] light gain (`light_gain`): the result is the albedo under ``gain``
-      times the fitted light, the fallback divided by it.
   """
   irradiance = lighting.irradiance(normals, gamma)
   fallback = tf.convert_to_tensor(fallback, tf.float32)
-  if gain is not None:
-    k = tf.convert_to_tensor(gain, tf.float32)[:, tf.newaxis, tf.newaxis]
-    irradiance, fallback = irradiance * k, fallback / k
   photo = shading_divided(tf.convert_to_tensor(sampled, tf.float32), irradiance,
                           min_irradiance)
   w = tf.convert_to_tensor(weight, tf.float32)[..., tf.newaxis]
   return w * photo + (1.0 - w) * fallback
 
 
-__all__ = ["DEFAULT_GAIN_QUANTILE", "DEFAULT_GRAZING", "DEFAULT_MAX_GAIN",
-           "DEFAULT_MIN_IRRADIANCE", "direct_albedo", "gained_gamma", "light_gain",
+__all__ = ["DEFAULT_GRAZING", "DEFAULT_MIN_IRRADIANCE", "direct_albedo", "highlights",
            "shading_divided", "trust_weights", "vertex_occlusion"]
