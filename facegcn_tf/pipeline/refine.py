@@ -17,7 +17,7 @@
 4. A grey-level photo gives a grey albedo.
 """
 
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 
 import numpy as np
 import tensorflow as tf
@@ -33,14 +33,21 @@ from facegcn_tf.render import sampling
 
 ALBEDO_SOURCES = ("photo", "gcn")
 FILL_RINGS = 2   # width of the fill's ramps, in mesh rings
+OCCLUSION_MARGIN = 1   # px the occlusion grows by before the texture stage reads it
 
 
-def vertex_occlusion(coarse: CoarseFit) -> tf.Tensor:
-  """[B, V] the coarse stage's occlusion at the projected vertices (zeros without one)."""
+def vertex_occlusion(coarse: CoarseFit, margin: Optional[int] = None) -> tf.Tensor:
+  """[B, V] the coarse stage's occlusion at the projected vertices (zeros without one),
+  grown by `margin` px first (default `OCCLUSION_MARGIN`): an occluder's blurred rim and
+  thin strokes (frames, strands) are not the face's colour either."""
   pixels = coarse.rendering.geometry.pixels
   if coarse.occlusion is None:
     return tf.zeros(pixels.shape[:2])
-  return direct_albedo.vertex_occlusion(coarse.occlusion, pixels)
+  margin = OCCLUSION_MARGIN if margin is None else margin
+  occlusion = tf.convert_to_tensor(coarse.occlusion, tf.float32)
+  if margin > 0:
+    occlusion = tf.nn.max_pool2d(occlusion[..., tf.newaxis], 2 * margin + 1, 1, "SAME")[..., 0]
+  return direct_albedo.vertex_occlusion(occlusion, pixels)
 
 
 def photo_trust(components: Components, batch: FaceBatch, coarse: CoarseFit,
