@@ -12,8 +12,8 @@
    decided, else the GCN's (or, without a GCN, the coarse 3DMM's) albedo, blended over a
    few mesh rings (`export.invisible_fill`). The ramps run on the filled side only: a
    vertex the photo decided keeps the photo's albedo, so the lit render reproduces the photo
-   wherever the overlay shows it (`pipeline.assemble` keeps the occluders, and the pixels
-   of triangles touching an occluded vertex, in front).
+   wherever the overlay shows it (`pipeline.assemble` leaves the occluders, and the pixels
+   of triangles with a filled corner, to the photo).
 4. A grey-level photo gives a grey albedo.
 """
 
@@ -54,8 +54,8 @@ def photo_trust(components: Components, batch: FaceBatch, coarse: CoarseFit,
                 occluded: tf.Tensor) -> tf.Tensor:
   """[B, V] weight of the photo's colour per vertex (`direct_albedo.trust_weights`): seen,
   inside the photo, not occluded (`occluded`: `vertex_occlusion`), and facing the camera
-  unless it projects well inside the photo's face mask: the grazing fade guards against
-  sampling the background or hair beyond the silhouette, and on the face there is none."""
+  unless it projects onto the photo's face mask: the grazing fade guards against sampling
+  the background or hair beyond the silhouette, and on the face there is none."""
   renderer = components.renderer
   rendering = coarse.rendering
   geometry = rendering.geometry

@@ -10,7 +10,7 @@ closed form, with no gradient steps. It is trusted in proportion to
 * on the silhouette, how squarely it faces the camera: there one pixel spreads over many
   vertices, samples the background and the shading is least certain, so the weight ramps
   from 0 at ``cos = grazing[0]`` to 1 at ``cos = grazing[1]``. Where the vertex projects
-  well inside the face the photo shows (``interior``; the pipeline uses the photo's face
+  inside the face the photo shows (``interior``; the pipeline uses the photo's face
   mask) the pixel there is this face whatever the normal says (creases, nostrils, folds of
   the mesh, a cheek seen edge-on), and the photo is trusted.
 
