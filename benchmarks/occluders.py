@@ -9,7 +9,20 @@
      occluder's known mask (coarse and fine); "elsewhere" is the same over the other
      visible vertices: what two fits of the same face differ by anyway;
    * occlusion mask precision / recall: `CoarseFit.occlusion` > 0.5 against the known mask,
-     both inside the rendered face; null while the fitter makes no occlusion estimate.
+     both inside the rendered face; null while the fitter makes no occlusion estimate;
+   * leak: the share of the visible vertices under the occluder whose fine albedo the
+     texture stage took from the photo (photo trust > 0.5), i.e. from the occluder itself;
+   * shift vs a perfect mask: the shift above, but against the albedo the texture stage makes
+     from the CLEAN photo's fit when the known mask is added to its occlusion estimate (what
+     a perfect occlusion estimate would give: the same fill under the occluder). Against
+     the clean photo's own albedo the shift under an occluder is large even when the
+     occluder is wholly out of the albedo, since that albedo carries the photo's detail
+     (eyes, brows, pores) where the occluded run can only fill.
+
+   The occluder counts as out of the albedo when its leak is at most `MAX_LEAK` and its
+   shift under the occluder vs a perfect mask is at most `MAX_SHIFT_RATIO` times the shift
+   elsewhere (what two fits of the same face differ by anyway); the suite reports
+   "occluders/KIND: out of the albedo" (1 or 0) by that rule.
 2. Synthetic faces with known albedo (`render.random_faces`): random coefficients rendered
    by the project's own model over crops of the example photos, under random pose and light,
    and fitted like photos (their noisy projected landmarks, their coverage as face mask).
@@ -25,6 +38,7 @@ synthetic faces; the full run uses the default schedule (150 steps) on 3 x 4 var
 12 synthetic faces. Batches of 6 faces.
 """
 
+import dataclasses
 import math
 import pathlib
 from typing import Dict, List, Optional, Sequence
@@ -41,6 +55,8 @@ from facegcn_tf.pipeline.refine import refine
 from facegcn_tf.pipeline.stages import FaceBatch, PreparedPhoto
 from facegcn_tf.render import random_faces
 
+MAX_LEAK = 0.10
+MAX_SHIFT_RATIO = 1.25
 TITLE = "Occluders on real faces and faces with known albedo (issue #11 development sets)"
 NULL = "null"
 SEED = 11
@@ -61,9 +77,15 @@ def _stages(reconstructor: pipeline.Reconstructor, batch: FaceBatch):
   return coarse, refine(reconstructor.components, batch, coarse)
 
 
-def _fit(reconstructor: pipeline.Reconstructor, photos: Sequence[PreparedPhoto]) -> List[Dict]:
-  """Per photo: coarse and fine albedo [V, 3], visibility [V], pixels [V, 2], coverage
-  [S, S] and the occlusion estimate [S, S] (None without one)."""
+def _fit(reconstructor: pipeline.Reconstructor, photos: Sequence[PreparedPhoto],
+         known: Optional[Dict[str, List[np.ndarray]]] = None) -> List[Dict]:
+  """Per photo: coarse and fine albedo [V, 3], visibility [V], photo trust [V], pixels
+  [V, 2], coverage [S, S] and the occlusion estimate [S, S] (None without one).
+
+  known: kind -> per photo a known occluder mask [S, S] on its crop (or None). For each kind
+  the texture stage is run again on the same coarse fit with that mask added to the
+  occlusion: the albedo a perfect occlusion estimate would give ("ideal:KIND" [V, 3]).
+  """
   out = []
   size = reconstructor.settings.batch_size
   for start in range(0, len(photos), size):
@@ -72,12 +94,27 @@ def _fit(reconstructor: pipeline.Reconstructor, photos: Sequence[PreparedPhoto])
     coarse, refinement = _stages(reconstructor, batch)
     occlusion = getattr(coarse, "occlusion", None)
     occlusion = None if occlusion is None else np.asarray(occlusion)
+    ideal = {}
+    for kind, masks in (known or {}).items():
+      masks = masks[start:start + size]
+      if not any(m is not None for m in masks):
+        continue
+      base = np.zeros(coarse.rendering.mask.shape, np.float32) if occlusion is None else occlusion
+      perfect = np.stack([np.maximum(base[i], 0.0 if m is None else m.astype(np.float32))
+                          for i, m in enumerate(masks)])
+      ideal[kind] = refine(reconstructor.components, batch,
+                           dataclasses.replace(coarse, occlusion=perfect)).fine_albedo
+    trusted = refinement.trusted
     for i in range(len(chunk)):
-      out.append({"coarse": coarse.albedo.numpy()[i], "fine": np.asarray(refinement.fine_albedo[i]),
-                  "visibility": coarse.visibility.numpy()[i] > 0.5,
-                  "pixels": coarse.rendering.geometry.pixels.numpy()[i],
-                  "coverage": coarse.rendering.mask.numpy()[i] > 0.5,
-                  "occlusion": None if occlusion is None else occlusion[i]})
+      entry = {"coarse": coarse.albedo.numpy()[i], "fine": np.asarray(refinement.fine_albedo[i]),
+               "visibility": coarse.visibility.numpy()[i] > 0.5,
+               "trusted": None if trusted is None else np.asarray(trusted[i]) > 0.5,
+               "pixels": coarse.rendering.geometry.pixels.numpy()[i],
+               "coverage": coarse.rendering.mask.numpy()[i] > 0.5,
+               "occlusion": None if occlusion is None else occlusion[i]}
+      for kind, albedo in ideal.items():
+        entry[f"ideal:{kind}"] = np.asarray(albedo[i])
+      out.append(entry)
   return out
 
 
@@ -115,6 +152,7 @@ def _occluder_rows(reconstructor, variants: int, kinds=occluders.KINDS):
   rng = np.random.default_rng(SEED)
   photos = examples.example_photos()
   clean, occluded = [], []   # occluded: (clean index, kind, PreparedPhoto, aligned mask)
+  known_clean = {k: [] for k in kinds}   # the drawn masks on the clean crops
   detected = {k: [] for k in kinds}
   for name, rgb in photos.items():
     for v in range(variants):
@@ -130,20 +168,20 @@ def _occluder_rows(reconstructor, variants: int, kinds=occluders.KINDS):
       clean.append(prepared)
       for kind in kinds:
         drawn = occluders.draw_occluder(variant, landmarks, kind, rng)
+        known_clean[kind].append(_aligned_mask(drawn.mask, face.aligned.transform))
         try:
           hidden = _prepare(reconstructor, drawn.image, f"{name}_v{v}_{kind}")
         except (FaceGCNError, ValueError):
           detected[kind].append(0.0)
           continue
         detected[kind].append(1.0)
-        transform = hidden.faces[0].aligned.transform
-        known = alignment.warp_to_aligned(drawn.mask.astype(np.float32), transform,
-                                          interpolation=cv2.INTER_LINEAR) > 0.5
-        occluded.append((index, kind, hidden, known.reshape(known.shape[:2])))
-  clean_fits = _fit(reconstructor, clean)
+        known = _aligned_mask(drawn.mask, hidden.faces[0].aligned.transform)
+        occluded.append((index, kind, hidden, known))
+  clean_fits = _fit(reconstructor, clean, known_clean)
   hidden_fits = _fit(reconstructor, [h for _, _, h, _ in occluded])
   region = _region(reconstructor.model)
   figures = {k: {"shift_coarse": [], "shift_fine": [], "else_coarse": [], "else_fine": [],
+                 "shift_ideal": [], "else_ideal": [], "leak": [],
                  "precision": [], "recall": []} for k in kinds}
   for (index, kind, _, known), fit in zip(occluded, hidden_fits):
     base = clean_fits[index]
@@ -155,6 +193,12 @@ def _occluder_rows(reconstructor, variants: int, kinds=occluders.KINDS):
     for stage in ("coarse", "fine"):
       figures[kind][f"shift_{stage}"].append(_mean_abs(fit[stage], base[stage], under))
       figures[kind][f"else_{stage}"].append(_mean_abs(fit[stage], base[stage], rest))
+    ideal = base.get(f"ideal:{kind}")
+    if ideal is not None:
+      figures[kind]["shift_ideal"].append(_mean_abs(fit["fine"], ideal, under))
+      figures[kind]["else_ideal"].append(_mean_abs(fit["fine"], ideal, rest))
+    if fit["trusted"] is not None and under.any():
+      figures[kind]["leak"].append(float(fit["trusted"][under].mean()))
     if fit["occlusion"] is not None:
       precision, recall = precision_recall(fit["occlusion"] > 0.5, known, fit["coverage"])
       figures[kind]["precision"].append(precision)
@@ -167,10 +211,35 @@ def _occluder_rows(reconstructor, variants: int, kinds=occluders.KINDS):
                    _mean(figures[kind][f"shift_{stage}"]), "levels"))
       rows.append((f"occluders/{kind}: {stage} albedo shift elsewhere",
                    _mean(figures[kind][f"else_{stage}"]), "levels"))
+    rows.append((f"occluders/{kind}: fine albedo shift under the occluder vs a perfect mask",
+                 _mean(figures[kind]["shift_ideal"]), "levels"))
+    rows.append((f"occluders/{kind}: fine albedo shift elsewhere vs a perfect mask",
+                 _mean(figures[kind]["else_ideal"]), "levels"))
+    leak = _mean(figures[kind]["leak"])
+    rows.append((f"occluders/{kind}: leak (occluded vertices whose albedo is the photo's)",
+                 leak, "share"))
+    rows.append((f"occluders/{kind}: out of the albedo",
+                 out_of_albedo(leak, _mean(figures[kind]["shift_ideal"]),
+                               _mean(figures[kind]["else_ideal"])), "yes=1"))
     for what in ("precision", "recall"):
       rows.append((f"occluders/{kind}: occlusion mask {what}", _mean(figures[kind][what]),
                    "share"))
   return rows
+
+
+def out_of_albedo(leak, shift_under, shift_elsewhere):
+  """1 when an occluder is out of the albedo by the suite's rule (module docstring), 0 when
+  not, null when a figure is missing."""
+  if NULL in (leak, shift_under, shift_elsewhere):
+    return NULL
+  return int(leak <= MAX_LEAK and shift_under <= MAX_SHIFT_RATIO * shift_elsewhere)
+
+
+def _aligned_mask(mask: np.ndarray, transform) -> np.ndarray:
+  """[S, S] bool: a full-resolution mask warped onto a face's aligned crop."""
+  aligned = alignment.warp_to_aligned(mask.astype(np.float32), transform,
+                                      interpolation=cv2.INTER_LINEAR) > 0.5
+  return aligned.reshape(aligned.shape[:2])
 
 
 def _mean(values):

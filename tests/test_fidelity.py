@@ -113,7 +113,10 @@ def test_occluders_are_segmented_and_kept_out_of_the_albedo(reconstructor, astro
   recall = (estimated & inside).sum() / inside.sum()
   precision_in_clean = (estimated & ~known_aligned).sum() / max(estimated.sum(), 1)
   assert recall > 0.8, recall
-  assert precision_in_clean < 0.6, precision_in_clean   # not the whole face either
+  # Not the whole face either. What is not replaced is the occlusion estimate plus the
+  # triangles with a filled corner (a pixel's margin around it, the silhouette off the
+  # photo's face): 0.60 of it lies outside the lenses here.
+  assert precision_in_clean < 0.65, precision_in_clean
   # The albedo under the lenses is not dark: the vertices there stay near the clean albedo.
   under = direct_albedo.vertex_occlusion(known_aligned[None].astype(np.float32),
                                          tf.constant(result.pixels[None]))[0].numpy() > 0.5
@@ -247,14 +250,51 @@ def test_all_faces_get_one_overlay_of_the_whole_photo(astronaut, grace_hopper, t
     assert not np.any(own_changed & ~changed)
 
 
-def test_the_fine_albedo_comes_close_to_a_direct_copy_of_the_photo(reconstructor,
-                                                                   grace_hopper, tmp_path):
+def test_the_fine_render_reproduces_the_photo_where_the_overlay_shows_it(reconstructor,
+                                                                          grace_hopper,
+                                                                          tmp_path):
   """Measured beside a direct copy of the photo's colours to the vertices (3DDFA_V2's way)
-  on the same pixels. The issue asks for at least the copy's figures; the albedo is not yet
-  there (grace_hopper, default preset: -1.2 dB, +0.013 identity distance; the fill next to
-  occluders and silhouettes costs it), so this bounds the shortfall."""
+  on the same pixels, the fine render at least matches it (the issue's bar; grace_hopper's
+  glasses and bright highlights make it the hardest example): every vertex the photo
+  decides keeps the photo's albedo whole (the fill does not ramp into it), its highlights
+  are a lit-only term, and the overlay leaves the triangles with a filled corner to the
+  photo."""
+  from facegcn_tf.render import sampling
   result = reconstructor.reconstruct(_photo_file(tmp_path, "grace", grace_hopper))
   figures = result.figures
-  assert figures["psnr_fine_db"] >= figures["psnr_copy_db"] - 2.0, figures
-  assert figures["identity_distance_fine"] <= figures["identity_distance_copy"] + 0.03, figures
+  assert figures["psnr_fine_db"] >= figures["psnr_copy_db"] - 0.01, figures
+  assert figures["identity_distance_fine"] <= figures["identity_distance_copy"] + 0.002, figures
   assert figures["psnr_fine_db"] > figures["psnr_coarse_db"] + 3.0
+  decided = result.photo_trust > 0.5
+  assert decided.mean() > 0.3
+  sampled = sampling.bilinear_sample(
+      tf.constant(result.renders.crop[None] / 255.0, tf.float32),
+      tf.constant(result.pixels[None], tf.float32)).numpy()[0]
+  np.testing.assert_allclose(result.lit_colors[decided], sampled[decided], atol=2e-4)
+  # The highlights are what an albedo of at most 1 cannot reach, nothing else.
+  lambertian = result.fine_albedo * result.irradiance
+  extra = np.any(result.lit_colors - lambertian > 1e-4, axis=-1)
+  assert 0 < extra.sum() < 0.2 * decided.sum()
+  assert np.all(result.fine_albedo[extra].max(axis=-1) > 1.0 - 1e-4)
+
+
+def test_highlights_are_what_the_albedo_cannot_reach_on_decided_vertices():
+  from facegcn_tf.refinement import direct_albedo
+  sampled = tf.constant([[[0.9, 0.6, 0.3], [0.9, 0.6, 0.3], [0.2, 0.2, 0.2]]])
+  irradiance = tf.constant([[[0.6, 0.6, 0.6], [1.0, 1.0, 1.0], [0.1, 0.1, 0.1]]])
+  albedo = direct_albedo.shading_divided(sampled, irradiance)
+  out = direct_albedo.highlights(sampled, irradiance, albedo,
+                                 tf.constant([[1.0, 1.0, 0.0]])).numpy()[0]
+  np.testing.assert_allclose(out, [[0.3, 0.0, 0.0], [0, 0, 0], [0, 0, 0]], atol=1e-6)
+  np.testing.assert_allclose((albedo * irradiance).numpy()[0, :2] + out[:2],
+                             sampled.numpy()[0, :2], atol=1e-6)
+
+
+def test_the_grazing_fade_spares_vertices_inside_the_photos_face():
+  from facegcn_tf.refinement import direct_albedo
+  seen = tf.ones([1, 4])
+  cos = tf.constant([[-0.5, 0.05, 0.5, -0.5]])
+  interior = tf.constant([[1.0, 0.0, 0.0, 0.0]])
+  weight = direct_albedo.trust_weights(seen, tf.zeros([1, 4]), cos, interior=interior).numpy()
+  np.testing.assert_allclose(weight[0, [0, 2, 3]], [1.0, 1.0, 0.0])
+  assert 0.0 < weight[0, 1] < 1.0

@@ -86,3 +86,12 @@ def test_mask_figures_of_the_benchmark():
   assert suite.precision_recall(estimate, truth, inside) == (1.0, 0.5)
   pixels = np.array([[3.2, 2.9], [8.0, 8.0], [-1.0, 3.0], [12.0, 1.0]])
   assert suite.under_mask(truth, pixels).tolist() == [True, False, False, False]
+
+
+def test_the_out_of_the_albedo_rule_of_the_benchmark():
+  """Out of the albedo: little of the occluder copied into the albedo (leak), and the albedo
+  under it as close to a perfect mask's as the rest of the face is."""
+  assert suite.out_of_albedo(0.05, 12.0, 10.0) == 1
+  assert suite.out_of_albedo(0.05, 12.6, 10.0) == 0     # under > 1.25 x elsewhere
+  assert suite.out_of_albedo(0.2, 5.0, 10.0) == 0       # a fifth of the occluder copied
+  assert suite.out_of_albedo(suite.NULL, 5.0, 10.0) == suite.NULL

@@ -13,6 +13,7 @@ from facegcn_tf import metrics
 from facegcn_tf.data.preprocess import PreparedFace
 from facegcn_tf.export import evaluation, overlay
 from facegcn_tf.export.result import FaceResult
+from facegcn_tf.pipeline import refine
 from facegcn_tf.pipeline.factory import Components
 from facegcn_tf.pipeline.stages import CoarseFit, FaceBatch, Refinement
 from facegcn_tf.render import lighting
@@ -38,7 +39,10 @@ def aligned_renders(components: Components, coarse: CoarseFit, refinement: Refin
     crops: [B, S, S, 3] the aligned photos (uint8 or 0..255 floats).
 
   Their `mask` is the pixels a reconstruction replaces: the rendered face minus what the
-  coarse stage found occluded (glasses, hair, hands stay in front in overlays).
+  coarse stage found occluded (glasses, hair, hands stay in front in overlays), and minus
+  the pixels of triangles with a corner the texture stage filled (`filled_triangle_pixels`:
+  beside occluders, beyond the silhouette of the photo's face): what the overlay shows of
+  the face is the photo's own albedo, relit.
   """
   rendering = coarse.rendering
   shaded = shape_shading.shape_render(components.renderer, coarse.coeffs,
@@ -48,10 +52,27 @@ def aligned_renders(components: Components, coarse: CoarseFit, refinement: Refin
   coverage = rendering.mask.numpy().astype(np.float32)
   if coarse.occlusion is not None:   # occluders stay in front of the face
     coverage = coverage * (1.0 - coarse.occlusion)
+  coverage = coverage * (1.0 - filled_triangle_pixels(components, coarse, refinement))
   return [overlay.AlignedRenders(crop=np.clip(np.rint(crops[i]), 0, 255).astype(np.uint8),
                                  coarse=coarse_images[i], fine=refinement.render[i],
                                  shape=shape_images[i], mask=coverage[i])
           for i in range(len(coverage))]
+
+
+def filled_triangle_pixels(components: Components, coarse: CoarseFit,
+                           refinement: Refinement) -> np.ndarray:
+  """[B, S, S] 1 on the rendered pixels whose triangle has a corner the texture stage
+  filled rather than took from the photo (`Refinement.trusted` <= 0.5; without it, the
+  corners under the occlusion), else 0."""
+  if refinement.trusted is not None:
+    filled = np.asarray(refinement.trusted, np.float32) <= 0.5
+  elif coarse.occlusion is not None:
+    filled = refine.vertex_occlusion(coarse).numpy() >= 0.5
+  else:
+    return np.zeros(coarse.rendering.mask.shape, np.float32)
+  weight = interpolate_attributes(tf.constant(filled[..., None], tf.float32),
+                                  components.renderer.triangles, coarse.rendering.raster)
+  return (weight.numpy()[..., 0] > 1e-3).astype(np.float32)
 
 
 def direct_copy_renders(components: Components, coarse: CoarseFit,

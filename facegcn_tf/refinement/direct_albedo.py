@@ -7,16 +7,23 @@ closed form, with no gradient steps. It is trusted in proportion to
 
 * the vertex being seen (z-buffer and normal test), inside the photo and not occluded
   (`fitting.occlusion`);
-* how squarely it faces the camera: at grazing angles one pixel spreads over many
-  vertices and the shading is least certain, so the weight ramps from 0 at
-  ``cos = grazing[0]`` to 1 at ``cos = grazing[1]``;
-* enough light: irradiance below ``min_irradiance`` would amplify noise.
+* on the silhouette, how squarely it faces the camera: there one pixel spreads over many
+  vertices, samples the background and the shading is least certain, so the weight ramps
+  from 0 at ``cos = grazing[0]`` to 1 at ``cos = grazing[1]``. Where the vertex projects
+  inside the face the photo shows (``interior``; the pipeline uses the photo's face
+  mask) the pixel there is this face whatever the normal says (creases, nostrils, folds of
+  the mesh, a cheek seen edge-on), and the photo is trusted.
+
+The albedo (at most 1) can only reproduce the photo where ``T_p <= irradiance``. What is
+left over on the trusted vertices (specular highlights, which no Lambertian albedo explains)
+is kept apart as a lit-only highlight term (`highlights`): it shows in the lit render, never
+in the albedo.
 
 Elsewhere the fallback albedo (the coarse 3DMM, or the GCN's output) is kept, and the
 blend weight is returned so later stages (mirror fill, GCN) know what the photo decided.
 """
 
-from typing import Tuple
+from typing import Optional, Tuple
 
 import tensorflow as tf
 
@@ -42,7 +49,8 @@ def vertex_occlusion(occlusion: tf.Tensor, pixels: tf.Tensor) -> tf.Tensor:
 
 
 def trust_weights(visibility: tf.Tensor, occluded: tf.Tensor, cos_view: tf.Tensor,
-                  grazing: Tuple[float, float] = DEFAULT_GRAZING) -> tf.Tensor:
+                  grazing: Tuple[float, float] = DEFAULT_GRAZING,
+                  interior: Optional[tf.Tensor] = None) -> tf.Tensor:
   """[B, V] weight in [0, 1] of the photo's colour per vertex.
 
   Args:
@@ -50,10 +58,14 @@ def trust_weights(visibility: tf.Tensor, occluded: tf.Tensor, cos_view: tf.Tenso
     occluded: [B, V] occlusion at the vertex in [0, 1].
     cos_view: [B, V] cosine between the vertex normal and the direction to the camera.
     grazing: (cos where the weight starts rising from 0, cos where it reaches 1).
+    interior: optional [B, V] in [0, 1], 1 where the vertex projects well inside the face
+      the photo shows (not beyond its silhouette): there the grazing fade does not apply.
   """
   low, high = grazing
   t = tf.clip_by_value((cos_view - low) / max(high - low, 1e-6), 0.0, 1.0)
   facing = t * t * (3.0 - 2.0 * t)
+  if interior is not None:
+    facing = tf.maximum(facing, tf.convert_to_tensor(interior, tf.float32))
   unoccluded = tf.cast(occluded < 0.5, tf.float32)
   return tf.cast(visibility, tf.float32) * unoccluded * facing
 
@@ -70,6 +82,22 @@ def shading_divided(sampled: tf.Tensor, irradiance: tf.Tensor,
   return tf.clip_by_value(sampled / tf.maximum(irradiance, min_irradiance), 0.0, 1.0)
 
 
+def highlights(sampled: tf.Tensor, irradiance: tf.Tensor, albedo: tf.Tensor,
+               decided: tf.Tensor) -> tf.Tensor:
+  """[B, V, 3] the photo's colour the lit albedo cannot reproduce on the decided vertices:
+  ``max(T_p - albedo * irradiance, 0)`` where `decided` [B, V] is > 0.5, else 0.
+
+  Args:
+    sampled: [B, V, 3] T_p in [0, 1].
+    irradiance: [B, V, 3] the fitted SH irradiance.
+    albedo: [B, V, 3] the albedo (`direct_albedo`), at most 1.
+    decided: [B, V] the photo's trust (`trust_weights`).
+  """
+  left = tf.convert_to_tensor(sampled, tf.float32) - albedo * irradiance
+  on = tf.cast(tf.convert_to_tensor(decided, tf.float32) > 0.5, tf.float32)[..., tf.newaxis]
+  return tf.maximum(left, 0.0) * on
+
+
 def direct_albedo(sampled: tf.Tensor, normals: tf.Tensor, gamma: tf.Tensor,
                   weight: tf.Tensor, fallback: tf.Tensor,
                   min_irradiance: float = DEFAULT_MIN_IRRADIANCE) -> tf.Tensor:
@@ -84,11 +112,12 @@ def direct_albedo(sampled: tf.Tensor, normals: tf.Tensor, gamma: tf.Tensor,
     min_irradiance: see `shading_divided`.
   """
   irradiance = lighting.irradiance(normals, gamma)
+  fallback = tf.convert_to_tensor(fallback, tf.float32)
   photo = shading_divided(tf.convert_to_tensor(sampled, tf.float32), irradiance,
                           min_irradiance)
   w = tf.convert_to_tensor(weight, tf.float32)[..., tf.newaxis]
-  return w * photo + (1.0 - w) * tf.convert_to_tensor(fallback, tf.float32)
+  return w * photo + (1.0 - w) * fallback
 
 
-__all__ = ["DEFAULT_GRAZING", "DEFAULT_MIN_IRRADIANCE", "direct_albedo", "shading_divided",
-           "trust_weights", "vertex_occlusion"]
+__all__ = ["DEFAULT_GRAZING", "DEFAULT_MIN_IRRADIANCE", "direct_albedo", "highlights",
+           "shading_divided", "trust_weights", "vertex_occlusion"]
