@@ -99,7 +99,7 @@ def main(argv):
       "## Evaluation", "",
       "`python scripts/evaluate.py --photos=examples --outputs=outputs`. PSNR and SSIM: lit "
       "render vs aligned photo inside the replaced pixels (the rendered face minus the "
-      "estimated occluders) ∩ face mask; direct copy: the photo's colour copied to each vertex, "
+      "estimated occluders and the triangles with a filled corner) ∩ face mask; direct copy: the photo's colour copied to each vertex, "
       "judged the same way; identity distance: dlib "
       "descriptor of the photo vs the render composited on it (same person < 0.6); landmark "
       "NME: 68 projected model landmarks vs the detected ones, over the outer-eye-corner "
