@@ -115,8 +115,9 @@ def test_occluders_are_segmented_and_kept_out_of_the_albedo(reconstructor, astro
   assert recall > 0.8, recall
   # Not the whole face either. What is not replaced is the occlusion estimate plus the
   # triangles with a filled corner (a pixel's margin around it, the silhouette off the
-  # photo's face): 0.60 of it lies outside the lenses here.
-  assert precision_in_clean < 0.65, precision_in_clean
+  # photo's face): 0.68 of it lies outside the lenses here (0.60 before the estimate grew its
+  # pieces; it now takes more of the astronaut's own fringe).
+  assert precision_in_clean < 0.75, precision_in_clean
   # The albedo under the lenses is not dark: the vertices there stay near the clean albedo.
   under = direct_albedo.vertex_occlusion(known_aligned[None].astype(np.float32),
                                          tf.constant(result.pixels[None]))[0].numpy() > 0.5
@@ -126,6 +127,9 @@ def test_occluders_are_segmented_and_kept_out_of_the_albedo(reconstructor, astro
   lens = 22.0 / 255.0
   assert shift < 0.5 * np.abs(clean.fine_albedo[under] - lens).mean(), shift
   assert result.fine_albedo[under].mean() > 2 * lens
+  # The leak (benchmarks/occluders.py): lens vertices whose albedo was taken from the photo.
+  leak = (np.asarray(result.photo_trust)[under] > 0.5).mean()
+  assert leak <= 0.10, leak
 
 
 def test_a_grey_photo_gives_a_grey_albedo(reconstructor, astronaut, tmp_path):

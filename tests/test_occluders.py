@@ -95,3 +95,73 @@ def test_the_out_of_the_albedo_rule_of_the_benchmark():
   assert suite.out_of_albedo(0.05, 12.6, 10.0) == 0     # under > 1.25 x elsewhere
   assert suite.out_of_albedo(0.2, 5.0, 10.0) == 0       # a fifth of the occluder copied
   assert suite.out_of_albedo(suite.NULL, 5.0, 10.0) == suite.NULL
+
+
+def _skin_scene(size=120, seed=0):
+  """A skin-coloured face disc: (photo, render, region), photo = render + noise."""
+  rng = np.random.default_rng(seed)
+  yy, xx = np.mgrid[:size, :size]
+  region = (yy - size / 2) ** 2 + (xx - size / 2) ** 2 < (0.45 * size) ** 2
+  render = np.zeros((size, size, 3), np.float32)
+  render[region] = (200.0, 150.0, 130.0)
+  photo = np.clip(render + rng.normal(0.0, 3.0, render.shape), 0, 255).astype(np.float32)
+  return photo, render, region, rng
+
+
+def _estimate(photo, render, region, **config):
+  from facegcn_tf.fitting import occlusion
+  features = np.zeros(region.shape, bool)
+  return occlusion.residual_outliers(photo, render, region, region, features,
+                                     occlusion.OcclusionConfig(**config))
+
+
+def test_a_lens_the_fit_absorbed_is_found_whole():
+  """A dark lens whose inside the coarse render has (partly) painted dark: only its rim is
+  a confident outlier; its colour claims the rest (the hole inside the rim)."""
+  photo, render, region, rng = _skin_scene()
+  yy, xx = np.mgrid[:120, :120]
+  lens = ((yy - 50) / 14.0) ** 2 + ((xx - 45) / 18.0) ** 2 < 1.0
+  inner = ((yy - 50) / 10.0) ** 2 + ((xx - 45) / 14.0) ** 2 < 1.0
+  photo[lens] = np.clip(30.0 + rng.normal(0.0, 4.0, (lens.sum(), 3)), 0, 255)
+  render[inner] = 32.0            # the fit explains the lens's inside
+  old = _estimate(photo, render, region, low_threshold=3.0, colour_p=1e-6)
+  assert (old & lens).sum() / lens.sum() < 0.7          # rim only, without growth
+  found = _estimate(photo, render, region)
+  assert (found & lens).sum() / lens.sum() > 0.97
+  assert (found & ~lens).sum() < 0.02 * region.sum()    # and little else
+
+
+def test_the_eye_inside_a_frame_stays_while_a_strand_is_followed():
+  """Holes of another colour than their occluder stay (the eye inside a frame); pixels the
+  face explains worse than the strand's colour does join it (hysteresis + colour)."""
+  photo, render, region, rng = _skin_scene(seed=1)
+  import cv2
+  ring = np.zeros((120, 120), np.uint8)
+  cv2.ellipse(ring, (45, 50), (18, 14), 0, 0, 360, 1, thickness=3)
+  ring = ring.astype(bool)
+  eye = np.zeros((120, 120), np.uint8)
+  cv2.ellipse(eye, (45, 50), (15, 11), 0, 0, 360, 1, thickness=-1)
+  eye = eye.astype(bool) & ~ring
+  photo[ring] = np.clip(25.0 + rng.normal(0.0, 3.0, (ring.sum(), 3)), 0, 255)
+  found = _estimate(photo, render, region)
+  assert (found & ring).sum() / ring.sum() > 0.95
+  assert (found & eye).sum() / eye.sum() < 0.2           # the skin inside is not filled
+  # A blond strand; its lower half the fit had half absorbed (score between 0 and the
+  # threshold), its upper half is a confident outlier.
+  strand = np.zeros((120, 120), np.uint8)
+  cv2.line(strand, (80, 20), (80, 100), 1, thickness=4)
+  strand = strand.astype(bool)
+  blond = np.array([230.0, 215.0, 150.0])
+  photo[strand] = np.clip(blond + rng.normal(0.0, 3.0, (strand.sum(), 3)), 0, 255)
+  lower = strand & (np.mgrid[:120, :120][0] > 60)
+  render[lower] = 0.85 * blond + 0.15 * np.array([200.0, 150.0, 130.0])
+  old = _estimate(photo, render, region, low_threshold=3.0, colour_p=1e-6)
+  assert (old & lower).sum() / lower.sum() < 0.2
+  found = _estimate(photo, render, region)
+  assert (found & strand).sum() / strand.sum() > 0.95
+  assert (found & region & ~strand & ~ring).sum() < 0.05 * region.sum()   # their rims
+
+
+def test_a_clean_face_has_no_occluders():
+  photo, render, region, _ = _skin_scene(seed=2)
+  assert not _estimate(photo, render, region).any()

@@ -16,12 +16,22 @@ facial features are occluders already):
   by ``feature_factor`` inside the eyes, brows and lips (a smooth 3DMM albedo explains them
   worst, and they belong to the face), or outside the skin-colour model;
 * cleaning: a morphological opening drops single-pixel speckle (pores, noise), pieces
-  smaller than ``min_area`` of the face are dropped, and the rest is grown by ``grow`` px.
+  smaller than ``min_area`` of the face are dropped, and the rest is grown by ``grow`` px:
+  these are the confident pieces (seeds);
+* growth (`grow_outliers`), because the fit partly absorbs what it is given (the inside of
+  a dark lens fitted dark, a mask over the lips fitted white, the rest of a strand):
+  hysteresis (pixels above ``low_threshold`` that touch a piece join it); colour (each
+  piece's confident colours, a Gaussian per k-means cluster, claim the touching pixels
+  they explain better than both the render and the face's own skin colours do); holes
+  (`fill_holes`: a hole enclosed by an occluder, not open to the region's outside, joins
+  it when most of its colours are the occluder's rather than the skin's; the skin seen
+  inside glasses frames stays).
 
 Everything is per image and runs on numpy/OpenCV once or twice per fit.
 """
 
 import dataclasses
+import statistics
 from typing import Optional
 
 import cv2
@@ -31,6 +41,12 @@ import numpy as np
 _BROWS = (tuple(range(17, 22)), tuple(range(22, 27)))
 _EYES = (tuple(range(36, 42)), tuple(range(42, 48)))
 _LIPS = (tuple(range(48, 60)),)
+# An occluder's colour Gaussian is fitted on the inner half of its colours (by Mahalanobis
+# distance) and widened by this factor (2.45 restores a Gaussian's variance; a little more
+# leaves room for the occluder's texture).
+_TRIM_WIDEN = 3.0
+_COLOUR_CLUSTERS = 3   # k-means clusters of an occluder piece's colours
+_HOLE_SHARE = 0.5      # share of a hole's pixels that must fit its occluder's colours
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,15 +60,24 @@ class OcclusionConfig:
       not call noise an occluder.
     min_area: pieces smaller than this fraction of the rendered face are dropped.
     grow: dilation of the kept pieces, in pixels at 224.
+    low_threshold: hysteresis: pixels above ``median + low_threshold * scale`` (raised by
+      `feature_factor` in the features) that touch a piece join it; ``>= threshold``
+      turns all growth (hysteresis, colour and holes) off.
+    colour_p: chi-square quantile (3 dof) within which a colour fits an occluder's.
+    min_colour_scale: floor of an occluder colour Gaussian's standard deviation (0..1).
   """
   threshold: float = 3.0
   feature_factor: float = 2.0
   min_scale: float = 0.02
   min_area: float = 0.004
   grow: int = 1
+  low_threshold: float = 2.0
+  colour_p: float = 0.99
+  min_colour_scale: float = 0.04
 
   def __post_init__(self):
-    for name in ("threshold", "feature_factor", "min_scale", "min_area"):
+    for name in ("threshold", "feature_factor", "min_scale", "min_area", "low_threshold",
+                 "colour_p", "min_colour_scale"):
       value = getattr(self, name)
       if not (isinstance(value, (int, float)) and np.isfinite(value) and value > 0):
         raise ValueError(f"OcclusionConfig.{name} must be a finite number > 0, got {value!r}")
@@ -106,10 +131,159 @@ def residual_outliers(photo: np.ndarray, render: np.ndarray, region: np.ndarray,
     return np.zeros(region.shape, bool)
   median = float(np.median(sample))
   scale = max(1.4826 * float(np.median(np.abs(sample - median))), config.min_scale)
-  limit = np.where(np.asarray(features, bool), config.feature_factor * config.threshold,
-                   config.threshold)
-  outliers = region & (error > median + limit * scale)
-  return clean_mask(outliers, region, config)
+  factor = np.where(np.asarray(features, bool), config.feature_factor, 1.0)
+  score = (error - median) / scale
+  outliers = region & (score > factor * config.threshold)
+  seeds = clean_mask(outliers, region, config)
+  if config.low_threshold >= config.threshold:
+    return seeds
+  return grow_outliers(photo, seeds, score, region, features, trusted, config)
+
+
+def _connected_to(candidates: np.ndarray, seeds: np.ndarray) -> np.ndarray:
+  """[H, W] bool: the 8-connected pieces of `candidates | seeds` that hold a seed."""
+  count, labels = cv2.connectedComponents((candidates | seeds).astype(np.uint8), connectivity=8)
+  hit = np.zeros(count, bool)
+  hit[np.unique(labels[seeds])] = True
+  hit[0] = False
+  return hit[labels]
+
+
+def grow_outliers(photo: np.ndarray, seeds: np.ndarray, score: np.ndarray, region: np.ndarray,
+                  features: np.ndarray, trusted: np.ndarray,
+                  config: OcclusionConfig = OcclusionConfig()) -> np.ndarray:
+  """Grows confident occluder pieces over the rest of each occluder.
+
+  Hysteresis: pixels whose residual score exceeds `low_threshold` (raised by
+  `feature_factor` in the features) join a piece they touch. Colour: a piece's confident
+  colours (a Gaussian in RGB per k-means cluster) claim the touching pixels the render does
+  not explain perfectly (score > 0) whose colour fits one of them, better (in Mahalanobis
+  distance) than the render's score and the face's own skin colours (the trusted,
+  unclaimed pixels) do: the inside of a dark lens, a mask over the lips, the rest of a
+  strand, where the fit had partly absorbed the occluder. Last, `fill_holes`.
+
+  Args:
+    photo: [H, W, 3] RGB 0..255.
+    seeds: [H, W] bool confident occluder pixels.
+    score: [H, W] residual score ``(e - median) / scale``.
+    region, features, trusted: [H, W] bool as in `residual_outliers`.
+    config: the `OcclusionConfig`.
+
+  Returns:
+    [H, W] bool, the seeds grown, inside `region`.
+  """
+  factor = np.where(np.asarray(features, bool), config.feature_factor, 1.0)
+  low = region & (score > factor * config.low_threshold)
+  grown = _connected_to(low, seeds) & region
+  colours = np.asarray(photo, np.float64).reshape(-1, 3) / 255.0
+  open_ = (region & (score > 0.0) & ~grown).reshape(-1)
+  limit = _chi2_3dof(config.colour_p)
+  # Each piece's colours come from its confident pixels (the seeds it holds).
+  count, labels = cv2.connectedComponents(grown.astype(np.uint8), connectivity=8)
+  claimed = np.zeros(open_.shape, bool)
+  flat = labels.reshape(-1)
+  confident = np.asarray(seeds, bool).reshape(-1)
+  open_score = score.reshape(-1)[open_] ** 2
+  skin = _colour_model(colours[(region & np.asarray(trusted, bool) & ~grown).reshape(-1)], config)
+  if skin is not None:
+    open_score = np.minimum(open_score, _mahalanobis2(colours[open_], *skin))
+  for label in range(1, count):
+    for model in _colour_models(colours[(flat == label) & confident], config):
+      d2 = _mahalanobis2(colours[open_], *model)
+      # The piece explains the pixel, and better than the face does.
+      ok = (d2 <= limit) & (d2 < open_score)
+      claimed[np.flatnonzero(open_)[ok]] = True
+  grown = (grown | _connected_to(claimed.reshape(grown.shape), grown)) & region
+  return fill_holes(photo, grown, region, skin, config)
+
+
+def fill_holes(photo: np.ndarray, mask: np.ndarray, region: np.ndarray, skin=None,
+               config: OcclusionConfig = OcclusionConfig()) -> np.ndarray:
+  """Fills the holes of an occluder that look like it: pieces of `region` outside `mask`,
+  enclosed by it (not touching the region's edge), most of whose colours fit the Gaussian
+  of the occluder pixels around them (a dark lens inside its detected rim, the lips under a
+  mask that the fit had painted white). Holes of another colour stay (eyes inside frames).
+
+  Args:
+    photo: [H, W, 3] RGB 0..255.
+    mask: [H, W] bool occluders.
+    region: [H, W] bool the rendered face.
+    skin: optional (mean, inverse covariance) of the face's skin colours (0..1): a hole
+      fills only where its colours are closer to the occluder's than to these.
+    config: the `OcclusionConfig`.
+  """
+  mask = np.asarray(mask, bool)
+  region = np.asarray(region, bool)
+  count, labels = cv2.connectedComponents((region & ~mask).astype(np.uint8), connectivity=4)
+  if count <= 1:
+    return mask
+  # The region's outside, not its own holes (the eyes and the mouth the render leaves open).
+  _, outside = cv2.connectedComponents((~region).astype(np.uint8), connectivity=8)
+  border = np.unique(np.concatenate([outside[0], outside[-1], outside[:, 0], outside[:, -1]]))
+  exterior = np.isin(outside, border[border > 0])
+  edge = cv2.dilate(exterior.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+  open_ = np.ones(count, bool)
+  open_[np.unique(labels[edge])] = False
+  open_[0] = False
+  colours = np.asarray(photo, np.float64) / 255.0
+  limit = _chi2_3dof(config.colour_p)
+  out = mask.copy()
+  ring_kernel = np.ones((5, 5), np.uint8)
+  for label in np.flatnonzero(open_):
+    hole = labels == label
+    ring = cv2.dilate(hole.astype(np.uint8), ring_kernel).astype(bool) & mask
+    model = _colour_model(colours[ring], config)
+    if model is None:
+      continue
+    d2 = _mahalanobis2(colours[hole], *model)
+    fits = d2 <= limit
+    if skin is not None:   # and closer to the occluder than to the face's skin
+      fits &= d2 < _mahalanobis2(colours[hole], *skin)
+    if np.mean(fits) > _HOLE_SHARE:
+      out |= hole
+  return out
+
+
+def _colour_models(sample: np.ndarray, config: OcclusionConfig):
+  """Colour models (`_colour_model`) of a piece's [N, 3] colours, one per k-means cluster
+  (`_COLOUR_CLUSTERS`): a piece may join occluders of several colours (blond strands and a
+  dark hat brim)."""
+  clusters = min(_COLOUR_CLUSTERS, len(sample) // 20)
+  if clusters <= 1:
+    model = _colour_model(sample, config)
+    return [] if model is None else [model]
+  criteria = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 10, 1e-3)
+  cv2.setRNGSeed(0)
+  _, assigned, _ = cv2.kmeans(sample.astype(np.float32), clusters, None, criteria, 1,
+                              cv2.KMEANS_PP_CENTERS)
+  models = [_colour_model(sample[assigned[:, 0] == k], config) for k in range(clusters)]
+  return [m for m in models if m is not None]
+
+
+def _colour_model(sample: np.ndarray, config: OcclusionConfig):
+  """(mean, inverse covariance) of [N, 3] colours in 0..1, from their inner half (not a
+  piece's blurred rim, nor face pixels it took in); None for fewer than 10."""
+  if len(sample) < 10:
+    return None
+  mean = np.median(sample, axis=0)
+  cov = np.cov(sample.T) + np.eye(3) * 1e-6
+  d2 = _mahalanobis2(sample, mean, np.linalg.inv(cov))
+  core = sample[d2 <= np.quantile(d2, 0.5)]
+  if len(core) >= 5:
+    mean, cov = core.mean(axis=0), np.cov(core.T)
+  cov = cov * _TRIM_WIDEN + np.eye(3) * config.min_colour_scale ** 2
+  return mean, np.linalg.inv(cov)
+
+
+def _mahalanobis2(x: np.ndarray, mean: np.ndarray, inverse: np.ndarray) -> np.ndarray:
+  diff = x - mean
+  return np.einsum("ni,ij,nj->n", diff, inverse, diff)
+
+
+def _chi2_3dof(p: float) -> float:
+  """Chi-square quantile of 3 degrees of freedom (Wilson-Hilferty)."""
+  z = statistics.NormalDist().inv_cdf(p)
+  return 3.0 * (1.0 - 2.0 / 27.0 + z * np.sqrt(2.0 / 27.0)) ** 3
 
 
 def clean_mask(mask: np.ndarray, region: np.ndarray,
@@ -167,4 +341,4 @@ def estimate_occlusion(photos: np.ndarray, renders: np.ndarray, coverage: np.nda
 
 
 __all__ = ["OcclusionConfig", "clean_mask", "estimate_occlusion", "feature_polygons_mask",
-           "residual_outliers"]
+           "fill_holes", "grow_outliers", "residual_outliers"]
