@@ -19,6 +19,36 @@ _DOCS = flags.DEFINE_string("docs", "docs", "Docs folder (results.md and images/
 _YAWS = flags.DEFINE_list("yaws", ["-60", "-30", "0", "30", "60"], "Turntable yaw angles (deg).")
 
 
+# Sections of results.md this script does not make (measured by other scripts, e.g.
+# scripts/render_blender.py's "Whole-head export"): kept from the existing page, in place,
+# before "## Speed".
+_GENERATED = ("Evaluation", "Faces", "Speed")
+
+
+def _sections(markdown: str):
+  """[(title, text)] of the '## ' sections of `markdown` (title None for the preamble)."""
+  out, title, lines = [], None, []
+  for line in markdown.splitlines():
+    if line.startswith("## "):
+      out.append((title, lines))
+      title, lines = line[3:].strip(), []
+    lines.append(line)
+  out.append((title, lines))
+  return [(t, "\n".join(body)) for t, body in out]
+
+
+def _with_kept_sections(text: str, existing: pathlib.Path) -> str:
+  """`text` with the existing page's other '## ' sections inserted before '## Speed'."""
+  if not existing.exists():
+    return text
+  kept = [body.rstrip() + "\n" for title, body in _sections(existing.read_text())
+          if title is not None and title not in _GENERATED]
+  if not kept:
+    return text
+  head, sep, tail = text.partition("## Speed")
+  return head + "\n".join(kept) + "\n" + sep + tail
+
+
 def main(argv):
   del argv
   import json
@@ -108,7 +138,7 @@ def main(argv):
           f"`{r['name']}` ({r['status']})" for r in failed) + ".\n") if failed else "",
       "## Faces", "", *sections,
       "## Speed", "", "See [benchmarks.md](benchmarks.md).", ""])
-  atomic.write_text(docs / "results.md", text)
+  atomic.write_text(docs / "results.md", _with_kept_sections(text, docs / "results.md"))
   print(f"wrote {docs / 'results.md'} ({len(ok)} faces)")
 
 
