@@ -56,6 +56,7 @@ from facegcn_tf import atomic
 from facegcn_tf.export import detail_texture
 from facegcn_tf.export import head_export
 from facegcn_tf.export import head_mesh
+from facegcn_tf.export import head_photo
 from facegcn_tf.export import invisible_fill
 from facegcn_tf.export import mesh_io
 from facegcn_tf.export import overlay
@@ -177,6 +178,20 @@ def _check_png_inputs(photo, transform: AlignTransform, renders: overlay.Aligned
     if image.shape[:2] != (size, size):
       raise ValueError(f"renders.{field} is {image.shape[:2]}, expected the aligned size "
                        f"{size}x{size}")
+
+
+def _photo_view(colors: head_mesh.EyeMouthColors, shape_dm: np.ndarray, pixels, photo,
+                transform: Optional[AlignTransform]) -> Optional[head_photo.PhotoView]:
+  """The photo and fitted camera the head's eyes and mouth take colours from, or None
+  without the photo, its alignment, the vertices' pixels or the landmarks."""
+  if any(v is None for v in (colors.landmarks, pixels, photo, transform)):
+    return None
+  pixels = _per_vertex(pixels, len(shape_dm), "pixels", channels=2)
+  eye_mask, mouth_mask = head_photo.opening_masks(colors.landmarks, transform.size)
+  return head_photo.PhotoView(photo=np.asarray(photo), transform=transform,
+                              projection=head_photo.fit_projection(shape_dm, pixels),
+                              eye_mask=eye_mask, mouth_mask=mouth_mask,
+                              albedo_gain=colors.albedo_gain)
 
 
 def export_face(output_dir: PathLike, name: str, model: MorphableModel, *,
@@ -306,7 +321,9 @@ def export_face(output_dir: PathLike, name: str, model: MorphableModel, *,
   if "head" in formats:
     parts = model.layout.split(np.asarray(coeffs, np.float32).reshape(-1))
     head = head_mesh.build_head(model, head_model, parts["id"], parts["exp"], albedo,
-                                head_colors, texture_size=texture_size)
+                                head_colors, texture_size=texture_size,
+                                photo=_photo_view(head_colors, shape_dm, pixels, photo,
+                                                  transform))
     written += head_export.write_head(output_dir, name, head, textures["fine"], units=units)
   if "png" in formats:
     written.append(atomic.write_image(path("_coarse_texture.png"), textures["coarse"]))
