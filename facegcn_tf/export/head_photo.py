@@ -85,7 +85,7 @@ def fit_projection(vertices: np.ndarray, pixels: np.ndarray, max_points: int = 3
   zeros = np.zeros_like(xn)
   rows = np.concatenate([np.concatenate([xn, zeros, -pn[:, :1] * xn], 1),
                          np.concatenate([zeros, xn, -pn[:, 1:] * xn], 1)])
-  normalized = np.linalg.svd(rows)[2][-1].reshape(3, 4)
+  normalized = np.linalg.svd(rows, full_matrices=False)[2][-1].reshape(3, 4)
   t_pix = np.array([[ps, 0, -ps * pm[0]], [0, ps, -ps * pm[1]], [0, 0, 1]])
   t_x = np.diag([xs, xs, xs, 1.0])
   t_x[:3, 3] = -xs * xm
