@@ -19,7 +19,9 @@ border colour, fading to the face's robust skin tone (a border colour far from t
 tone, e.g. hair at the hairline, is not carried over); eye sockets are a darker skin,
 the mouth socket dark red, gums and tongue pink, teeth off-white (``EyeMouthColors``);
 the eyeballs are painted per texel: near-white sclera with a faint darker rim, the iris
-(colour and radius from the photo, ``export.eye_colors``) and the pupil.
+(colour and radius from the photo, ``export.eye_colors``) and the pupil. Given the photo
+and its fitted camera (``export.head_photo``), the eyeball and mouth-interior texels that
+the photo shows through the eye and lip openings take the photo's own colours instead.
 """
 
 import dataclasses
