@@ -183,7 +183,7 @@ def test_fit_projection_recovers_a_pinhole_camera():
 def _photo_of_the_head(head, head_model, size=224):
   """A synthetic photo of ``head`` as fitted, seen by a front camera: grey skin, a blue
   iris drawn inside one eye contour and a brown one in the other, green inside the lips.
-  Returns the PhotoView and the drawn colours (RGB in [0, 1])."""
+  Returns the PhotoView, the drawn colours (RGB in [0, 1]) and the landmarks."""
   from facegcn_tf.data.alignment import AlignTransform
   from facegcn_tf.export import head_photo
   posed = head.posed()
@@ -213,7 +213,7 @@ def _photo_of_the_head(head, head_model, size=224):
   eye_mask, mouth_mask = head_photo.opening_masks(landmarks, size)
   view = head_photo.PhotoView(photo=photo, transform=transform, projection=projection,
                               eye_mask=eye_mask, mouth_mask=mouth_mask)
-  return view, {k: np.asarray(v, np.float32) / 255 for k, v in drawn.items()}
+  return view, {k: np.asarray(v, np.float32) / 255 for k, v in drawn.items()}, landmarks
 
 
 def _part_vertices(head, head_model, name):
@@ -225,7 +225,7 @@ def _part_vertices(head, head_model, name):
 def test_eyeballs_and_teeth_take_the_photos_colours_inside_the_openings(models, head):
   from facegcn_tf.export import head_mesh
   face_model, head_model = models
-  view, drawn = _photo_of_the_head(head, head_model)
+  view, drawn, _ = _photo_of_the_head(head, head_model)
   albedo = np.clip(face_model.mean_albedo, 0, 1)
   plain = head_mesh.build_head(face_model, head_model, _ALPHA, head.weights, albedo,
                                texture_size=512).rest_texture.astype(np.float32) / 255
@@ -249,6 +249,28 @@ def test_eyeballs_and_teeth_take_the_photos_colours_inside_the_openings(models, 
   mouth = photo[changed & ~eye_cell]
   assert len(mouth) > 50
   assert np.mean(np.abs(mouth - drawn["green"]).max(-1) < 0.15) > 0.7
+
+
+def test_export_face_bakes_the_photos_eyes_given_pixels_and_landmarks(models, tmp_path):
+  """The writer's wiring: with the photo, its alignment, the vertices' pixels and the
+  landmarks the head's eyes change (to the drawn irises); without the pixels they do not."""
+  from facegcn_tf.export import head_mesh, head_photo, writer
+  face_model, head_model = models
+  coeffs = np.zeros(face_model.layout.total, np.float32)
+  head = head_mesh.build_head(face_model, head_model, np.zeros(100), np.zeros(53),
+                              face_model.mean_albedo, texture_size=128)
+  view, _, landmarks = _photo_of_the_head(head, head_model)
+  pixels = head_photo.project(view.projection, face_model.mean_shape)[0]
+  atlases = {}
+  for key, given in (("photo", pixels), ("none", None)):
+    writer.export_face(tmp_path / key, "f", face_model, vertices=face_model.mean_shape,
+                       fine_albedo=face_model.mean_albedo, coarse_albedo=face_model.mean_albedo,
+                       formats=("head",), texture_size=256, head_model=head_model,
+                       coeffs=coeffs, photo=view.photo, transform=view.transform,
+                       pixels=given, eye_colors=head_mesh.EyeMouthColors(landmarks=landmarks))
+    atlases[key] = cv2.imread(str(tmp_path / key / "f_head_texture.png"))
+  eye_cell = np.abs(atlases["photo"].astype(int) - atlases["none"])[128:, :128].max(-1)
+  assert np.sum(eye_cell > 60) > 20
 
 
 def _glb(path):
