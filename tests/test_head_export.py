@@ -265,10 +265,12 @@ def test_export_face_bakes_the_photos_eyes_given_pixels_and_landmarks(models, tm
   for key, given in (("photo", pixels), ("none", None)):
     writer.export_face(tmp_path / key, "f", face_model, vertices=face_model.mean_shape,
                        fine_albedo=face_model.mean_albedo, coarse_albedo=face_model.mean_albedo,
-                       formats=("head",), texture_size=256, head_model=head_model,
+                       formats=("head", "json"), texture_size=256, head_model=head_model,
                        coeffs=coeffs, photo=view.photo, transform=view.transform,
                        pixels=given, eye_colors=head_mesh.EyeMouthColors(landmarks=landmarks))
     atlases[key] = cv2.imread(str(tmp_path / key / "f_head_texture.png"))
+    report = json.loads((tmp_path / key / "f.json").read_text())["export"]["head"]
+    assert report["eyes_and_mouth_from_photo"] is (key == "photo")
   eye_cell = np.abs(atlases["photo"].astype(int) - atlases["none"])[128:, :128].max(-1)
   assert np.sum(eye_cell > 60) > 20
 
@@ -426,6 +428,7 @@ def test_export_face_writes_the_head_and_its_json(models, tmp_path):
   assert writer.outputs_complete(tmp_path, "f", ("head", "json"))
   head = json.loads((tmp_path / "f.json").read_text())["export"]["head"]
   assert len(head["morph_targets"]) == 53 and head["eye_mouth_colors"]["sources"] == {}
+  assert head["eyes_and_mouth_from_photo"] is False  # no photo given
   with pytest.raises(ValueError, match="head_model"):
     writer.export_face(tmp_path, "g", face_model, vertices=face_model.mean_shape,
                        fine_albedo=face_model.mean_albedo,
