@@ -160,6 +160,121 @@ def test_eye_colors_read_the_photos_iris_and_teeth():
   assert min(colors.teeth) > 0.7 and colors.sources["teeth"].startswith("photo")
 
 
+def test_fit_projection_recovers_a_pinhole_camera():
+  from facegcn_tf.export import head_photo
+  rng = np.random.default_rng(0)
+  points = rng.normal(0, 1, (500, 3))
+  angle = 0.3
+  rotation = np.array([[np.cos(angle), 0, np.sin(angle)], [0, 1, 0],
+                       [-np.sin(angle), 0, np.cos(angle)]])
+  centre = np.array([1.0, -0.5, 10.0])
+  camera = np.array([[1015.0, 0, 112], [0, -1015.0, 112], [0, 0, -1]])  # looks down -z
+  truth = camera @ np.concatenate([rotation, -(rotation @ centre)[:, None]], 1)
+  homogeneous = points @ truth[:, :3].T + truth[:, 3]
+  pixels = homogeneous[:, :2] / homogeneous[:, 2:]
+  fitted = head_photo.fit_projection(points, pixels)
+  assert np.abs(head_photo.project(fitted, points)[0] - pixels).max() < 1e-6
+  assert np.all(head_photo.project(fitted, points)[1] > 0)  # in front of the camera
+  np.testing.assert_allclose(head_photo.camera_centre(fitted), centre, atol=1e-6)
+  with pytest.raises(ValueError, match="pinhole"):
+    head_photo.fit_projection(points, pixels + rng.normal(0, 5, pixels.shape))
+
+
+def _photo_of_the_head(head, head_model, size=224):
+  """A synthetic photo of ``head`` as fitted, seen by a front camera: grey skin, a blue
+  iris drawn inside one eye contour and a brown one in the other, green inside the lips.
+  Returns the PhotoView, the drawn colours (RGB in [0, 1]) and the landmarks."""
+  from facegcn_tf.data.alignment import AlignTransform
+  from facegcn_tf.export import head_photo
+  posed = head.posed()
+  projection = np.array([[1015.0, 0, 0, 0], [0, -1015.0, 0, 0], [0, 0, -1, 10.0]])
+  projection[:2, 3] = size / 2 * np.array([10.0, 10.0])  # principal point at the centre
+  projection[0, 2], projection[1, 2] = -size / 2, -size / 2
+  photo = np.full((size, size, 3), 180, np.uint8)
+  landmarks = np.zeros((68, 2), np.float32)
+  drawn = {"blue": (40, 80, 160), "brown": (120, 70, 30), "green": (30, 200, 30)}
+  for (start, colour), name in zip(((36, "blue"), (42, "brown")),
+                                   ("eyeball_left", "eyeball_right")):
+    xy = head_photo.project(projection, posed[_part_vertices(head, head_model, name)])[0]
+    centre, radius = xy.mean(0), (xy.max(0) - xy.min(0)).mean() / 2
+    ring = np.linspace(0, 2 * np.pi, 7)[:-1]
+    contour = centre + np.stack([0.8 * radius * np.cos(ring), 0.4 * radius * np.sin(ring)], 1)
+    landmarks[start:start + 6] = contour
+    cv2.fillPoly(photo, [np.round(contour).astype(np.int32)], drawn[colour])
+  teeth = head_photo.project(projection, posed[_part_vertices(head, head_model, "teeth")])[0]
+  lo, hi = np.percentile(teeth, 20, axis=0), np.percentile(teeth, 80, axis=0)
+  mouth = np.array([(lo[0], (lo[1] + hi[1]) / 2), (lo[0], lo[1]), (hi[0], lo[1]),
+                    (hi[0], (lo[1] + hi[1]) / 2), (hi[0], hi[1]), ((lo[0] + hi[0]) / 2, hi[1]),
+                    (lo[0], hi[1]), (lo[0], hi[1])])
+  landmarks[60:68] = mouth
+  cv2.fillPoly(photo, [np.round(mouth[:7]).astype(np.int32)], drawn["green"])
+  transform = AlignTransform(matrix=np.eye(2, 3), inverse=np.eye(2, 3), scale=1.0,
+                             translation=np.zeros(2), size=size, source_shape=(size, size))
+  eye_mask, mouth_mask = head_photo.opening_masks(landmarks, size)
+  view = head_photo.PhotoView(photo=photo, transform=transform, projection=projection,
+                              eye_mask=eye_mask, mouth_mask=mouth_mask)
+  return view, {k: np.asarray(v, np.float32) / 255 for k, v in drawn.items()}, landmarks
+
+
+def _part_vertices(head, head_model, name):
+  """Indices of a head part's vertices in the exported head (face model's vertices first)."""
+  beyond_face = head_model.part_vertices(name)[head_model.face_vertex_count:]
+  return head.num_face_vertices + np.flatnonzero(beyond_face)
+
+
+def test_eyeballs_and_teeth_take_the_photos_colours_inside_the_openings(models, head):
+  from facegcn_tf.export import head_mesh
+  face_model, head_model = models
+  view, drawn, _ = _photo_of_the_head(head, head_model)
+  albedo = np.clip(face_model.mean_albedo, 0, 1)
+  plain = head_mesh.build_head(face_model, head_model, _ALPHA, head.weights, albedo,
+                               texture_size=512).rest_texture.astype(np.float32) / 255
+  photo = head_mesh.build_head(face_model, head_model, _ALPHA, head.weights, albedo,
+                               texture_size=512, photo=view).rest_texture.astype(np.float32) / 255
+  changed = np.abs(photo - plain).max(-1) > 0.25
+  half = plain.shape[0] // 2
+  eye_cell = np.zeros_like(changed)
+  eye_cell[half:, :half] = True  # bottom-left cell: left eyeball | right eyeball
+  # Each eyeball carries its own iris: one half of the cell blue, the other brown.
+  found = []
+  for cols in (slice(0, half // 2), slice(half // 2, half)):
+    texels = photo[half:, cols][changed[half:, cols]]
+    assert 50 < len(texels) < 0.25 * half * half / 2  # inside the opening only
+    close = {k: np.mean(np.abs(texels - drawn[k]).max(-1) < 0.12) for k in ("blue", "brown")}
+    found.append(max(close, key=close.get))
+    assert max(close.values()) > 0.7, close
+  assert sorted(found) == ["blue", "brown"]
+  # The mouth interior (teeth, gums cells; the mouth socket in the skin cell) shows the
+  # green drawn between the lips; nothing else changed.
+  mouth = photo[changed & ~eye_cell]
+  assert len(mouth) > 50
+  assert np.mean(np.abs(mouth - drawn["green"]).max(-1) < 0.15) > 0.7
+
+
+def test_export_face_bakes_the_photos_eyes_given_pixels_and_landmarks(models, tmp_path):
+  """The writer's wiring: with the photo, its alignment, the vertices' pixels and the
+  landmarks the head's eyes change (to the drawn irises); without the pixels they do not."""
+  from facegcn_tf.export import head_mesh, head_photo, writer
+  face_model, head_model = models
+  coeffs = np.zeros(face_model.layout.total, np.float32)
+  head = head_mesh.build_head(face_model, head_model, np.zeros(100), np.zeros(53),
+                              face_model.mean_albedo, texture_size=128)
+  view, _, landmarks = _photo_of_the_head(head, head_model)
+  pixels = head_photo.project(view.projection, face_model.mean_shape)[0]
+  atlases = {}
+  for key, given in (("photo", pixels), ("none", None)):
+    writer.export_face(tmp_path / key, "f", face_model, vertices=face_model.mean_shape,
+                       fine_albedo=face_model.mean_albedo, coarse_albedo=face_model.mean_albedo,
+                       formats=("head", "json"), texture_size=256, head_model=head_model,
+                       coeffs=coeffs, photo=view.photo, transform=view.transform,
+                       pixels=given, eye_colors=head_mesh.EyeMouthColors(landmarks=landmarks))
+    atlases[key] = cv2.imread(str(tmp_path / key / "f_head_texture.png"))
+    report = json.loads((tmp_path / key / "f.json").read_text())["export"]["head"]
+    assert report["eyes_and_mouth_from_photo"] is (key == "photo")
+  eye_cell = np.abs(atlases["photo"].astype(int) - atlases["none"])[128:, :128].max(-1)
+  assert np.sum(eye_cell > 60) > 20
+
+
 def _glb(path):
   data = path.read_bytes()
   magic, version, total = struct.unpack("<III", data[:12])
@@ -313,6 +428,7 @@ def test_export_face_writes_the_head_and_its_json(models, tmp_path):
   assert writer.outputs_complete(tmp_path, "f", ("head", "json"))
   head = json.loads((tmp_path / "f.json").read_text())["export"]["head"]
   assert len(head["morph_targets"]) == 53 and head["eye_mouth_colors"]["sources"] == {}
+  assert head["eyes_and_mouth_from_photo"] is False  # no photo given
   with pytest.raises(ValueError, match="head_model"):
     writer.export_face(tmp_path, "g", face_model, vertices=face_model.mean_shape,
                        fine_albedo=face_model.mean_albedo,

@@ -99,7 +99,8 @@ def eye_mouth_colors(crop: np.ndarray, landmarks: np.ndarray,
       colour = 0.5 * np.clip(colour, 0, 0.97) + 0.5 * np.asarray(default.teeth)
       teeth = tuple(float(c) for c in colour)
       sources["teeth"] = "photo (brightened)"
-  return EyeMouthColors(iris=iris, iris_radius=radius, teeth=teeth, sources=sources)
+  return EyeMouthColors(iris=iris, iris_radius=radius, teeth=teeth, sources=sources,
+                        landmarks=landmarks, albedo_gain=float(albedo_gain))
 
 
 __all__ = ["eye_mouth_colors"]

@@ -19,7 +19,9 @@ border colour, fading to the face's robust skin tone (a border colour far from t
 tone, e.g. hair at the hairline, is not carried over); eye sockets are a darker skin,
 the mouth socket dark red, gums and tongue pink, teeth off-white (``EyeMouthColors``);
 the eyeballs are painted per texel: near-white sclera with a faint darker rim, the iris
-(colour and radius from the photo, ``export.eye_colors``) and the pupil.
+(colour and radius from the photo, ``export.eye_colors``) and the pupil. Given the photo
+and its fitted camera (``export.head_photo``), the eyeball and mouth-interior texels that
+the photo shows through the eye and lip openings take the photo's own colours instead.
 """
 
 import dataclasses
@@ -27,10 +29,12 @@ from typing import Dict, Optional, Tuple
 
 import numpy as np
 
+from facegcn_tf.export import head_photo
 from facegcn_tf.export import uv_texture
 from facegcn_tf.morphable import subdivision
 from facegcn_tf.morphable.head import HeadModel
 from facegcn_tf.morphable.model import MorphableModel
+from facegcn_tf.morphable.normals import vertex_normals
 
 # Head-file UV tile of each part -> slot in the 2 x 2 atlas (column, row).
 _PART_TILE = {"head_and_neck": 1, "mouth_socket": 1, "eye_socket_left": 1,
@@ -46,6 +50,9 @@ class EyeMouthColors:
 
   iris_radius: iris radius over the eyeball radius, seen from the front (the sine of the
     iris' angular radius); 0.49 is about 5.9 mm on a 12 mm eyeball.
+  landmarks: [68, 2] aligned-crop landmarks the colours were read from (their eye and lip
+    contours are the openings ``head_photo`` takes the photo inside), or None.
+  albedo_gain: the factor from the photo's colours to albedo the colours were scaled by.
   """
   iris: Tuple[float, float, float] = (0.33, 0.24, 0.17)
   iris_radius: float = 0.49
@@ -55,6 +62,8 @@ class EyeMouthColors:
   gums: Tuple[float, float, float] = (0.72, 0.36, 0.37)
   mouth_socket: Tuple[float, float, float] = (0.36, 0.13, 0.13)
   sources: Dict[str, str] = dataclasses.field(default_factory=dict)
+  landmarks: Optional[np.ndarray] = dataclasses.field(default=None, compare=False)
+  albedo_gain: float = 1.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -117,6 +126,11 @@ def atlas_uv(head: HeadModel) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
   local[..., 1] = np.clip(corners[..., 1], 0.0, 1.0)
   # 1 % margin in each cell keeps neighbouring tiles' texels apart.
   local = 0.01 + 0.98 * local
+  # The two eyeballs share one file UV layout; each gets half of their cell (left, right) so
+  # that each can carry its own photo colours (``head_photo``).
+  for side, name in enumerate(EYEBALLS):
+    half = parts == name
+    local[half, :, 0] = (side + local[half, :, 0]) / 2
   uv = np.stack([(local[..., 0] + col[:, None]) / 2, (local[..., 1] + row[:, None]) / 2], -1)
   # One atlas UV per (file UV, tile): corners that shared a UV still do (no needless seams).
   keys = head.triangle_uv[rest].astype(np.int64) * 4 + tiles[:, None]
@@ -254,7 +268,8 @@ def _paint_eyes(local: np.ndarray, colors: EyeMouthColors) -> np.ndarray:
 
 def build_head(face_model: MorphableModel, head: HeadModel, id_coeffs, exp_coeffs,
                face_albedo: np.ndarray, colors: Optional[EyeMouthColors] = None,
-               texture_size: int = 1024) -> HeadMesh:
+               texture_size: int = 1024,
+               photo: Optional[head_photo.PhotoView] = None) -> HeadMesh:
   """Joins the face model's mesh to the rest of ``head`` and colours the rest.
 
   Args:
@@ -264,6 +279,9 @@ def build_head(face_model: MorphableModel, head: HeadModel, id_coeffs, exp_coeff
     face_albedo: [V_f, 3] the face's exported albedo in [0, 1].
     colors: eye and mouth colours (default :class:`EyeMouthColors`).
     texture_size: side of the rest's atlas.
+    photo: the photo and fitted camera: the eyeballs' and mouth interior's texels that the
+      photo shows through the eye and lip openings take its colours (``head_photo``);
+      None: painted only.
   """
   colors = colors or EyeMouthColors()
   nf_head = head.face_vertex_count
@@ -317,13 +335,29 @@ def build_head(face_model: MorphableModel, head: HeadModel, id_coeffs, exp_coeff
     local[sel] = (base[sel] - centre) / radius
     vertex_colors[sel] = _paint_eyes(local[sel], colors)
   is_eye = pick(*EYEBALLS).astype(np.float32)[:, None]
-  baked = uv_texture.bake_vertex_colors(np.concatenate([vertex_colors, local, is_eye], axis=1),
-                                        rest_tris, uv, tri_uv, texture_size).image
-  texture = baked[..., :3]
-  eye_texels = baked[..., 6] > 0.5
-  painted = _paint_eyes(baked[..., 3:6] / np.maximum(
-      np.linalg.norm(baked[..., 3:6], axis=-1, keepdims=True), 1e-6), colors)
+  layers = [vertex_colors, local, is_eye]
+  if photo is not None:  # where the texels are, as fitted: posed positions and normals
+    posed = (base + np.tensordot(beta, exp_basis, axes=1)).astype(np.float32)
+    is_mouth = pick("teeth", "gums_and_tongue", "mouth_socket").astype(np.float32)[:, None]
+    layers += [posed, vertex_normals(posed, rest_tris), is_mouth]
+  baked = uv_texture.bake_vertex_colors(np.concatenate(layers, axis=1), rest_tris, uv, tri_uv,
+                                        texture_size)
+  texture = baked.image[..., :3]
+  eye_texels = baked.image[..., 6] > 0.5
+  painted = _paint_eyes(baked.image[..., 3:6] / np.maximum(
+      np.linalg.norm(baked.image[..., 3:6], axis=-1, keepdims=True), 1e-6), colors)
   texture = np.where(eye_texels[..., None], painted, texture)
+  if photo is not None:
+    image = baked.image.reshape(-1, baked.image.shape[-1])
+    covered = baked.coverage.reshape(-1)
+    eye = covered & (image[:, 6] > 0.5)
+    mouth = covered & (image[:, 13] > 0.5)
+    todo = eye | mouth
+    seen, weight = head_photo.photo_texels(photo, image[todo, 7:10], image[todo, 10:13],
+                                           eye[todo], mouth[todo])
+    flat = texture.reshape(-1, 3)
+    flat[todo] = weight[:, None] * seen + (1 - weight[:, None]) * flat[todo]
+    texture = flat.reshape(texture.shape)
 
   teeth = pick("teeth")
   jaw = list(head.exp_names).index("jawOpen")

@@ -18,7 +18,9 @@ format    files
 ``head``  the whole head (``export.head_export``): ``NAME_head.glb`` (53 ARKit blendshapes
           as morph targets, default weights = fitted expression), ``NAME_head.obj`` +
           ``.mtl`` (posed as fitted), ``NAME_head_neutral.obj`` + ``.mtl``,
-          ``NAME_head.ply``, ``NAME_head_texture.png`` (atlas of scalp, eyes, mouth) and
+          ``NAME_head.ply``, ``NAME_head_texture.png`` (atlas of scalp, eyes, mouth; the
+          eyes and mouth interior from the photo where it shows them, given ``pixels``,
+          ``photo``, ``transform`` and ``eye_colors`` with landmarks) and
           ``NAME_texture.png`` (the face's texture, shared with ``obj``); needs the
           ``head_model`` and coefficients
 ``json``  ``NAME.json``: the report (``export.report.face_report``) plus an ``"export"``
@@ -56,6 +58,7 @@ from facegcn_tf import atomic
 from facegcn_tf.export import detail_texture
 from facegcn_tf.export import head_export
 from facegcn_tf.export import head_mesh
+from facegcn_tf.export import head_photo
 from facegcn_tf.export import invisible_fill
 from facegcn_tf.export import mesh_io
 from facegcn_tf.export import overlay
@@ -177,6 +180,24 @@ def _check_png_inputs(photo, transform: AlignTransform, renders: overlay.Aligned
     if image.shape[:2] != (size, size):
       raise ValueError(f"renders.{field} is {image.shape[:2]}, expected the aligned size "
                        f"{size}x{size}")
+
+
+def _photo_view(colors: head_mesh.EyeMouthColors, shape_dm: np.ndarray, pixels, photo,
+                transform: Optional[AlignTransform]) -> Optional[head_photo.PhotoView]:
+  """The photo and fitted camera the head's eyes and mouth take colours from, or None
+  without the photo, its alignment, the vertices' pixels or the landmarks, or when the
+  pixels are not a pinhole projection of the vertices (then the eyes stay painted)."""
+  if any(v is None for v in (colors.landmarks, pixels, photo, transform)):
+    return None
+  pixels = _per_vertex(pixels, len(shape_dm), "pixels", channels=2)
+  try:
+    projection = head_photo.fit_projection(shape_dm, pixels)
+  except ValueError:
+    return None
+  eye_mask, mouth_mask = head_photo.opening_masks(colors.landmarks, transform.size)
+  return head_photo.PhotoView(photo=np.asarray(photo), transform=transform,
+                              projection=projection, eye_mask=eye_mask, mouth_mask=mouth_mask,
+                              albedo_gain=colors.albedo_gain)
 
 
 def export_face(output_dir: PathLike, name: str, model: MorphableModel, *,
@@ -301,12 +322,13 @@ def export_face(output_dir: PathLike, name: str, model: MorphableModel, *,
                                      mesh_io.convert_units(shape_dm, mesh_io.GLB_UNITS),
                                      model.triangles, model.uv, model.triangle_uv,
                                      textures["fine"], normals=normals))
-  head = None
+  head = head_view = None
   head_colors = eye_colors or head_mesh.EyeMouthColors()
   if "head" in formats:
     parts = model.layout.split(np.asarray(coeffs, np.float32).reshape(-1))
+    head_view = _photo_view(head_colors, shape_dm, pixels, photo, transform)
     head = head_mesh.build_head(model, head_model, parts["id"], parts["exp"], albedo,
-                                head_colors, texture_size=texture_size)
+                                head_colors, texture_size=texture_size, photo=head_view)
     written += head_export.write_head(output_dir, name, head, textures["fine"], units=units)
   if "png" in formats:
     written.append(atomic.write_image(path("_coarse_texture.png"), textures["coarse"]))
@@ -342,7 +364,8 @@ def export_face(output_dir: PathLike, name: str, model: MorphableModel, *,
                   "eye_mouth_colors": {"iris": head_colors.iris,
                                        "iris_radius": head_colors.iris_radius,
                                        "teeth": head_colors.teeth,
-                                       "sources": head_colors.sources}}
+                                       "sources": head_colors.sources},
+                  "eyes_and_mouth_from_photo": head_view is not None}
                  if head is not None else None),
     })
     written.append(atomic.write_json(path(".json"), report_lib.to_json_safe(document)))
