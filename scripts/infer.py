@@ -119,9 +119,9 @@ def _trained_path():
   return spec.face_model, (steps if flags.FLAGS["refine_steps"].present else 0)
 
 
-# model-viewer's classic-script bundle, installed by scripts/setup.sh (npm, web/).
-VIEWER_JS = (pathlib.Path(__file__).resolve().parent.parent / "web" / "node_modules" / "@google"
-             / "model-viewer" / "dist" / "model-viewer-umd.min.js")
+# model-viewer's classic-script bundle, installed by scripts/setup.sh (npm, tools/web/).
+VIEWER_JS = (pathlib.Path(__file__).resolve().parent.parent / "tools" / "web" / "node_modules"
+             / "@google" / "model-viewer" / "dist" / "model-viewer-umd.min.js")
 
 
 def _write_results_page(output_dir: pathlib.Path, summary) -> None:

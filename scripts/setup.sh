@@ -6,7 +6,7 @@
 #   2. Bazel (Debian's bazel-bootstrap) where it is missing
 #   3. bazel build //third_party:rasterizer  (tf_mesh_renderer op against the venv's TF)
 #   4. offline assets: example photos, ICT face model check, identity-network weights
-#   5. web: Node.js tools into web/node_modules (npm ci: gltf-validator for the GLB tests,
+#   5. web: Node.js tools into tools/web/node_modules (npm ci: gltf-validator for the GLB tests,
 #      @google/model-viewer for the results page, playwright-core for the browser test),
 #      and Debian's chromium (browser test) and blender + python3-numpy (scripts/render_blender.py)
 #
@@ -120,12 +120,12 @@ apt_install() {  # apt_install PACKAGE...: installs the Debian packages that are
 if ! skip web; then
   command -v npm >/dev/null 2>&1 || apt_install nodejs npm
   mkdir -p "$STAMPS"
-  want="$(digest web/package.json web/package-lock.json)"
-  if [[ -d web/node_modules && "$(cat "$STAMPS/web" 2>/dev/null)" == "$want" ]]; then
-    log "web tools up to date (web/node_modules)"
+  want="$(digest tools/web/package.json tools/web/package-lock.json)"
+  if [[ -d tools/web/node_modules && "$(cat "$STAMPS/web" 2>/dev/null)" == "$want" ]]; then
+    log "web tools up to date (tools/web/node_modules)"
   else
-    log "npm ci (web/: gltf-validator, model-viewer, playwright-core)"
-    (cd web && npm ci --no-audit --no-fund --loglevel=error)
+    log "npm ci (tools/web/: gltf-validator, model-viewer, playwright-core)"
+    (cd tools/web && npm ci --no-audit --no-fund --loglevel=error)
     echo "$want" > "$STAMPS/web"
   fi
 fi

@@ -19,7 +19,7 @@ import pytest
 import trimesh
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-WEB = ROOT / "web"
+WEB = ROOT / "tools" / "web"
 NODE_MODULES = WEB / "node_modules"
 _ALPHA = np.random.default_rng(5).normal(0, 0.7, 100)  # identity of the test head
 

@@ -1,5 +1,5 @@
 // Validates a .glb/.gltf with the Khronos glTF validator; prints its JSON report's issues.
-// Usage: node web/validate_gltf.js FILE   (exit 0; the caller reads numErrors/numWarnings)
+// Usage: node tools/web/validate_gltf.js FILE   (exit 0; the caller reads numErrors/numWarnings)
 const fs = require("fs");
 const validator = require("gltf-validator");
 const file = process.argv[2];

@@ -2,7 +2,7 @@
 // file:// URL, no security-relaxing flag. Waits until the first <model-viewer> fired `load`
 // (model-viewer loads a head when it scrolls into view; with software WebGL each takes a
 // minute or more), clicks its animation buttons, screenshots the page and that viewer.
-// Prints a JSON summary. Usage: node web/page_check.js PAGE.html SCREENSHOT.png [timeout_ms]
+// Prints a JSON summary. Usage: node tools/web/page_check.js PAGE.html SCREENSHOT.png [timeout_ms]
 const path = require("path");
 const {chromium} = require("playwright-core");
 
