@@ -167,36 +167,24 @@ def test_a_clean_face_has_no_occluders():
   assert not _estimate(photo, render, region).any()
 
 
-def test_a_grey_photo_grows_only_thin_grey_pieces_by_colour():
-  """On a grey photo colour cannot tell the photo's dark hair from the shadow beside it:
-  the shadow the render half explains (score between 0 and the hysteresis threshold) stays
-  out, unless colour growth is forced on (then the hair's Gaussian claims it). A thin
-  strand of the same grey still grows over the part of it the fit had half absorbed."""
+def test_a_grey_photo_grows_no_occluder_by_colour():
+  """On a grey photo colour cannot tell a dark strand from the shadow beside it: the
+  shadow the render half explains (score between 0 and the hysteresis threshold) stays out,
+  unless colour growth is forced on (then the strand's Gaussian claims it)."""
   from facegcn_tf.fitting import occlusion
-  clean, render, region, rng = _skin_scene(seed=3)
+  photo, render, region, rng = _skin_scene(seed=3)
   render[region] = 150.0             # grey noise: the photo has one hue
-  clean = np.clip(render + rng.normal(0.0, 3.0, render.shape[:2] + (1,)), 0, 255)
-  tint = np.array([1.1, 1.0, 0.85], np.float32)   # a grey photo stays grey under a tint
+  photo = np.clip(render + rng.normal(0.0, 3.0, render.shape[:2] + (1,)), 0, 255)
   yy, xx = np.mgrid[:120, :120]
-  hair = region & (xx >= 24) & (xx <= 43)
+  strand = region & (np.abs(xx - 40) <= 3)
   shadow = region & (xx > 43) & (xx < 60)
-  photo, fit = clean.copy(), render.copy()
-  photo[hair] = np.clip(30.0 + rng.normal(0.0, 3.0, (hair.sum(), 1)), 0, 255)
-  photo[shadow] = np.clip(34.0 + rng.normal(0.0, 3.0, (shadow.sum(), 1)), 0, 255)
-  fit[shadow] = 40.0                  # the fit half explains the shadow
-  assert occlusion.chroma_spread(photo[region] * tint) < 0.005
-  found = _estimate(photo * tint, fit * tint, region)
-  assert (found & hair).sum() / hair.sum() > 0.95
-  assert (found & shadow).sum() / shadow.sum() < 0.2
-  forced = _estimate(photo * tint, fit * tint, region, min_chroma=1e-9)
-  assert (forced & shadow).sum() / shadow.sum() > 0.8
-  strand = region & (np.abs(xx - 85) <= 2)
-  lower = strand & (yy > 60)
-  photo, fit = clean.copy(), render.copy()
   photo[strand] = np.clip(30.0 + rng.normal(0.0, 3.0, (strand.sum(), 1)), 0, 255)
-  fit[lower] = 38.0                   # the fit half explains the strand's lower half
-  no_colour = _estimate(photo * tint, fit * tint, region, colour_p=1e-6)
-  assert (no_colour & lower).sum() / lower.sum() < 0.5
-  found = _estimate(photo * tint, fit * tint, region)
+  photo[shadow] = np.clip(40.0 + rng.normal(0.0, 3.0, (shadow.sum(), 1)), 0, 255)
+  render[shadow] = 46.0               # the fit half explains the shadow
+  tint = np.array([1.1, 1.0, 0.85], np.float32)   # a grey photo stays grey under a tint
+  assert occlusion.chroma_spread(photo[region] * tint) < 0.005
+  found = _estimate(photo * tint, render * tint, region)
   assert (found & strand).sum() / strand.sum() > 0.95
-  assert (found & ~strand).sum() < 0.03 * region.sum()
+  assert (found & shadow).sum() / shadow.sum() < 0.2
+  forced = _estimate(photo * tint, render * tint, region, min_chroma=1e-9)
+  assert (forced & shadow).sum() / shadow.sum() > 0.8

@@ -25,8 +25,7 @@ facial features are occluders already):
   they explain better than both the render and the face's own skin colours do); holes
   (`fill_holes`: a hole enclosed by an occluder, not open to the region's outside, joins
   it when most of its colours are the occluder's rather than the skin's; the skin seen
-  inside glasses frames stays). On a grey photo, broad pieces of the face's own hue do not
-  grow by colour (their colour Gaussian is one of brightness, and claims shadows).
+  inside glasses frames stays).
 
 Everything is per image and runs on numpy/OpenCV once or twice per fit.
 """
@@ -69,11 +68,7 @@ class OcclusionConfig:
     min_chroma: colour growth runs only where the face's colours vary in hue: the spread
       (`chroma_spread`) of the trusted pixels' chromaticity must reach this. A grey photo
       (spread about 0) tells an occluder from a shadow by brightness alone, and its colour
-      Gaussians would claim every shadow as dark as a strand of hair. A piece of the face's
-      own hue then grows by colour only if it is thin (`grey_width`).
-    grey_width: on a grey face, a piece of the face's hue whose confident pixels lie at most
-      this far (px at 224) from the piece's edge (a strand, a frame) still grows by colour;
-      a broader one (the photo's hair, a shadow) does not.
+      Gaussians would claim every shadow as dark as a strand of hair.
   """
   threshold: float = 3.0
   feature_factor: float = 2.0
@@ -84,11 +79,10 @@ class OcclusionConfig:
   colour_p: float = 0.99
   min_colour_scale: float = 0.04
   min_chroma: float = 0.02
-  grey_width: float = 6.0
 
   def __post_init__(self):
     for name in ("threshold", "feature_factor", "min_scale", "min_area", "low_threshold",
-                 "colour_p", "min_colour_scale", "min_chroma", "grey_width"):
+                 "colour_p", "min_colour_scale", "min_chroma"):
       value = getattr(self, name)
       if not (isinstance(value, (int, float)) and np.isfinite(value) and value > 0):
         raise ValueError(f"OcclusionConfig.{name} must be a finite number > 0, got {value!r}")
@@ -197,17 +191,16 @@ def grow_outliers(photo: np.ndarray, seeds: np.ndarray, score: np.ndarray, regio
   open_score = score.reshape(-1)[open_] ** 2
   face = colours[(region & np.asarray(trusted, bool) & ~grown).reshape(-1)]
   skin = _colour_model(face, config)
-  # On a grey face (one hue, whatever its tint) colour tells a broad piece from a shadow
-  # only when the piece's own hue differs (a blue mask): a grey piece's Gaussian would
-  # claim every shadow as dark as it. Thin grey pieces (strands, frames) still grow.
+  # On a grey face (one hue, whatever its tint) colour tells a piece from a shadow only
+  # when the piece's own hue differs (a blue mask); a grey strand's Gaussian would claim
+  # every shadow as dark as it.
   grey_face = chroma_spread(face) < config.min_chroma
   face_hue = _median_chroma(face)
   if skin is not None:
     open_score = np.minimum(open_score, _mahalanobis2(colours[open_], *skin))
   for label in range(1, count):
     piece = colours[(flat == label) & confident]
-    if (grey_face and np.linalg.norm(_median_chroma(piece) - face_hue) < config.min_chroma
-        and _thickness((labels == label) & np.asarray(seeds, bool)) > config.grey_width):
+    if grey_face and np.linalg.norm(_median_chroma(piece) - face_hue) < config.min_chroma:
       continue
     for model in _colour_models(piece, config):
       d2 = _mahalanobis2(colours[open_], *model)
@@ -216,11 +209,6 @@ def grow_outliers(photo: np.ndarray, seeds: np.ndarray, score: np.ndarray, regio
       claimed[np.flatnonzero(open_)[ok]] = True
   grown = (grown | _connected_to(claimed.reshape(grown.shape), grown)) & region
   return fill_holes(photo, grown, region, skin, config)
-
-
-def _thickness(piece: np.ndarray) -> float:
-  """Half the width of a [H, W] bool piece at its widest (largest distance to its edge)."""
-  return float(cv2.distanceTransform(piece.astype(np.uint8), cv2.DIST_L2, 3).max())
 
 
 def _chroma(colours: np.ndarray) -> np.ndarray:
