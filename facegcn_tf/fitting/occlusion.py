@@ -25,7 +25,8 @@ facial features are occluders already):
   they explain better than both the render and the face's own skin colours do); holes
   (`fill_holes`: a hole enclosed by an occluder, not open to the region's outside, joins
   it when most of its colours are the occluder's rather than the skin's; the skin seen
-  inside glasses frames stays).
+  inside glasses frames stays). On a grey photo a piece of the face's own hue does not
+  grow by colour (its Gaussian is one of brightness only, and would claim shadows).
 
 Everything is per image and runs on numpy/OpenCV once or twice per fit.
 """
