@@ -165,3 +165,26 @@ def test_the_eye_inside_a_frame_stays_while_a_strand_is_followed():
 def test_a_clean_face_has_no_occluders():
   photo, render, region, _ = _skin_scene(seed=2)
   assert not _estimate(photo, render, region).any()
+
+
+def test_a_grey_photo_grows_no_occluder_by_colour():
+  """On a grey photo colour cannot tell a dark strand from the shadow beside it: the
+  shadow the render half explains (score between 0 and the hysteresis threshold) stays out,
+  unless colour growth is forced on (then the strand's Gaussian claims it)."""
+  from facegcn_tf.fitting import occlusion
+  photo, render, region, rng = _skin_scene(seed=3)
+  render[region] = 150.0             # grey noise: the photo has one hue
+  photo = np.clip(render + rng.normal(0.0, 3.0, render.shape[:2] + (1,)), 0, 255)
+  yy, xx = np.mgrid[:120, :120]
+  strand = region & (np.abs(xx - 40) <= 3)
+  shadow = region & (xx > 43) & (xx < 60)
+  photo[strand] = np.clip(30.0 + rng.normal(0.0, 3.0, (strand.sum(), 1)), 0, 255)
+  photo[shadow] = np.clip(40.0 + rng.normal(0.0, 3.0, (shadow.sum(), 1)), 0, 255)
+  render[shadow] = 46.0               # the fit half explains the shadow
+  tint = np.array([1.1, 1.0, 0.85], np.float32)   # a grey photo stays grey under a tint
+  assert occlusion.chroma_spread(photo[region] * tint) < 0.005
+  found = _estimate(photo * tint, render * tint, region)
+  assert (found & strand).sum() / strand.sum() > 0.95
+  assert (found & shadow).sum() / shadow.sum() < 0.2
+  forced = _estimate(photo * tint, render * tint, region, min_chroma=1e-9)
+  assert (forced & shadow).sum() / shadow.sum() > 0.8
