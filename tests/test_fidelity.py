@@ -14,6 +14,7 @@ import tensorflow as tf
 from facegcn_tf.fitting.fitter import FitConfig
 from facegcn_tf.morphable import albedo as albedo_lib
 from facegcn_tf.morphable import load_model
+from facegcn_tf.render import lighting
 from facegcn_tf.render.renderer import FaceRenderer
 
 SCHEDULE = FitConfig().scaled(0.12)
@@ -189,9 +190,8 @@ def test_the_direct_albedo_recovers_a_known_albedo(ict):
   weight = direct_albedo.trust_weights(visibility, tf.zeros_like(visibility),
                                        renderer.view_cosines(geometry))
   fallback = np.full_like(truth, 0.5)
-  solved = direct_albedo.direct_albedo(sampled, geometry.normals,
-                                       renderer.split(coeffs_t)["gamma"], weight,
-                                       fallback).numpy()
+  irradiance = lighting.irradiance(geometry.normals, renderer.split(coeffs_t)["gamma"])
+  solved = direct_albedo.direct_albedo(sampled, irradiance, weight, fallback).numpy()
   trusted = weight.numpy() > 0.99
   assert trusted.sum() > 2000
   error = np.abs(solved[trusted] - truth[trusted])

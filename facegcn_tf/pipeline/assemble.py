@@ -16,7 +16,6 @@ from facegcn_tf.export.result import FaceResult
 from facegcn_tf.pipeline import refine
 from facegcn_tf.pipeline.factory import Components
 from facegcn_tf.pipeline.stages import CoarseFit, FaceBatch, Refinement
-from facegcn_tf.render import lighting
 from facegcn_tf.render import sampling
 from facegcn_tf.render.interpolate import interpolate_attributes
 from facegcn_tf.render import shape_shading
@@ -134,8 +133,6 @@ def face_results(components: Components, faces: Sequence[PreparedFace], names: S
   geometry = coarse.rendering.geometry
   shapes = geometry.shape.numpy()
   pixels = geometry.pixels.numpy()
-  irradiance = lighting.irradiance(geometry.normals,
-                                   components.renderer.split(coarse.coeffs)["gamma"]).numpy()
   coeffs = coarse.coeffs.numpy()
   albedo = coarse.albedo.numpy()
   # What the photo decided (seen and unoccluded); the writer fills the rest the same way.
@@ -155,7 +152,7 @@ def face_results(components: Components, faces: Sequence[PreparedFace], names: S
         lit_colors=refinement.lit_colors[i], visibility=visibility[i],
         landmarks=coarse.landmarks[i], renders=renders[i], figures=figures,
         extra=dict(extras[i], refinement=dict(refinement.method)), pixels=pixels[i],
-        irradiance=irradiance[i],
+        irradiance=None if refinement.irradiance is None else refinement.irradiance[i],
         photo_trust=None if refinement.trusted is None else refinement.trusted[i],
         head_model=components.head_model))
   return results

@@ -119,6 +119,7 @@ def refine(components: Components, batch: FaceBatch, coarse: CoarseFit,
     raise ValueError("albedo_source 'gcn' needs a GCN (refinement steps or a checkpoint)")
   fallback = np.asarray(fallback, np.float32)
   trust_np = trust.numpy()
+  irradiance = lighting.irradiance(geometry.normals, renderer.split(coarse.coeffs)["gamma"])
   highlight = 0.0
   if albedo_source == "gcn":   # the paper's T' everywhere; the writer fills the unseen
     fine, trusted = fallback, None
@@ -127,12 +128,11 @@ def refine(components: Components, batch: FaceBatch, coarse: CoarseFit,
     # T_p at every vertex; `trust` says where it counts.
     sampled = sampling.bilinear_sample(tf.constant(batch.images / 255.0, tf.float32),
                                        geometry.pixels)
-    gamma = renderer.split(coarse.coeffs)["gamma"]
     decided = trust_np > 0.5
     # A vertex the photo decides takes the photo's albedo whole (the fill ramps below run
     # on the other side), so the lit render reproduces the photo there.
-    solved = direct_albedo.direct_albedo(sampled, geometry.normals, gamma,
-                                         np.where(decided, 1.0, trust_np), fallback).numpy()
+    solved = direct_albedo.direct_albedo(sampled, irradiance, np.where(decided, 1.0, trust_np),
+                                         fallback).numpy()
     # Narrow ramps, on the filled side only: the photo's vertices keep its albedo.
     fine = np.stack([invisible_fill.fill_invisible(solved[i], decided[i],
                                                    model.symmetry_pairs, fallback[i],
@@ -143,7 +143,6 @@ def refine(components: Components, batch: FaceBatch, coarse: CoarseFit,
     gray = albedo_lib.to_gray(fine).numpy()
     fine = np.where(batch.grayscale[:, None, None], gray, fine)
   fine = np.clip(fine, 0.0, 1.0).astype(np.float32)
-  irradiance = lighting.irradiance(geometry.normals, renderer.split(coarse.coeffs)["gamma"])
   if trusted is not None:
     highlight = direct_albedo.highlights(sampled, irradiance, fine, trust_np)
   lit = tf.constant(fine) * irradiance + highlight
@@ -158,7 +157,7 @@ def refine(components: Components, batch: FaceBatch, coarse: CoarseFit,
   return Refinement(fine_albedo=fine,
                     lit_colors=np.clip(render.colors.numpy(), 0.0, 1.0).astype(np.float32),
                     render=np.clip(render.image.numpy(), 0.0, 1.0).astype(np.float32),
-                    figures=figures, trusted=trusted,
+                    figures=figures, trusted=trusted, irradiance=irradiance.numpy(),
                     method=method(components.refiner, albedo_source))
 
 

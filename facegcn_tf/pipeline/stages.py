@@ -109,6 +109,8 @@ class Refinement:
       (seen, unoccluded, facing the camera); the rest was filled (mirror, GCN, coarse).
     method: how the texture was refined, the same for every face of the batch
       (`pipeline.refine.method`: mode "feed_forward" | "per_image" | "none", steps, ...).
+    irradiance: [B, V, 3] the fitted SH irradiance the fine albedo was lit (and, where the
+      photo decided, solved) with.
   """
   fine_albedo: np.ndarray
   lit_colors: np.ndarray
@@ -116,6 +118,7 @@ class Refinement:
   figures: Dict[str, np.ndarray]
   trusted: Optional[np.ndarray] = None
   method: Dict[str, Any] = dataclasses.field(default_factory=dict)
+  irradiance: Optional[np.ndarray] = None
 
 
 __all__ = ["CoarseFit", "FaceBatch", "PreparedPhoto", "Refinement"]

@@ -27,7 +27,6 @@ from typing import Optional, Tuple
 
 import tensorflow as tf
 
-from facegcn_tf.render import lighting
 from facegcn_tf.render import sampling
 
 DEFAULT_GRAZING = (0.02, 0.12)
@@ -76,7 +75,7 @@ def shading_divided(sampled: tf.Tensor, irradiance: tf.Tensor,
 
   Args:
     sampled: [B, V, 3] photo colours at the vertices, in [0, 1].
-    irradiance: [B, V, 3] the fitted SH irradiance (`lighting.irradiance`).
+    irradiance: [B, V, 3] the fitted SH irradiance (`render.lighting.irradiance`).
     min_irradiance: floor of the divisor.
   """
   return tf.clip_by_value(sampled / tf.maximum(irradiance, min_irradiance), 0.0, 1.0)
@@ -98,20 +97,19 @@ def highlights(sampled: tf.Tensor, irradiance: tf.Tensor, albedo: tf.Tensor,
   return tf.maximum(left, 0.0) * on
 
 
-def direct_albedo(sampled: tf.Tensor, normals: tf.Tensor, gamma: tf.Tensor,
-                  weight: tf.Tensor, fallback: tf.Tensor,
+def direct_albedo(sampled: tf.Tensor, irradiance: tf.Tensor, weight: tf.Tensor,
+                  fallback: tf.Tensor,
                   min_irradiance: float = DEFAULT_MIN_IRRADIANCE) -> tf.Tensor:
   """[B, V, 3] albedo: the photo's where `weight` trusts it, `fallback` elsewhere.
 
   Args:
     sampled: [B, V, 3] T_p in [0, 1] (the photo at the projected vertices).
-    normals: [B, V, 3] posed unit normals.
-    gamma: [B, 27] fitted SH lighting coefficients.
+    irradiance: [B, V, 3] the fitted SH irradiance (`render.lighting.irradiance` of the posed
+      normals and the fitted gamma).
     weight: [B, V] trust of the photo's colour (`trust_weights`).
     fallback: [B, V, 3] albedo where the photo is not trusted.
     min_irradiance: see `shading_divided`.
   """
-  irradiance = lighting.irradiance(normals, gamma)
   fallback = tf.convert_to_tensor(fallback, tf.float32)
   photo = shading_divided(tf.convert_to_tensor(sampled, tf.float32), irradiance,
                           min_irradiance)
