@@ -148,16 +148,18 @@ def merge_parts(cache_dir: str, shard_path: str, layout, face_model: str) -> int
   if os.path.exists(path) and not parts:
     return 0
   paths, coeffs, photo, landmark = [], [], [], []
+  seen, before = set(), 0
   for source in ([path] if os.path.exists(path) else []) + parts:
     arrays = read_cache_file(source, layout, face_model)
     for k, name in enumerate(arrays["paths"]):
-      if str(name) not in paths:
+      if str(name) not in seen:
+        seen.add(str(name))
         paths.append(str(name))
         coeffs.append(arrays["coeffs"][k])
         photo.append(float(arrays["photo_loss"][k]))
         landmark.append(float(arrays["landmark_loss"][k]))
-  before = (len(read_cache_file(path, layout, face_model)["paths"])
-            if os.path.exists(path) else 0)
+    if source == path:   # the records the shard's file held before this merge
+      before = len(paths)
   write_cache_file(path, face_model, layout, paths, coeffs, photo, landmark)
   for part in parts:
     os.remove(part)
