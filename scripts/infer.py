@@ -17,7 +17,8 @@ after SIGINT / SIGTERM (README: "Running large batches").
 
 --input may also be a text file listing photos (.txt/.lst, one path a line). With --runner
 other than local the photos are reconstructed by an Apache Beam pipeline
-(facegcn_tf.scale.infer); failures also go to OUTPUT_DIR/failures.txt.
+(facegcn_tf.scale.infer); failures also go to OUTPUT_DIR/failures.txt. Photos, file lists and
+(with a Beam runner) --output_dir may be remote: gs://bucket/... (README: "On a cluster").
 """
 
 import os
@@ -139,6 +140,7 @@ def _run_beam(scan, settings, run_flags) -> int:
   """The same faces by an Apache Beam pipeline on --runner; the exit code."""
   # pylint: disable=import-outside-toplevel
   from facegcn_tf import pipeline
+  from facegcn_tf import storage
   from facegcn_tf.pipeline import batch
   from facegcn_tf.scale import infer as beam_infer
   from facegcn_tf.scale import options as beam_options
@@ -151,22 +153,26 @@ def _run_beam(scan, settings, run_flags) -> int:
     beam_infer.check_assets(settings)  # the workers load them: fail here, once, in one line
   except (ValueError, FileNotFoundError) as err:
     _usage_error(str(err).splitlines()[0])
-  output_dir = pathlib.Path(_OUTPUT_DIR.value)
+  output_dir = _OUTPUT_DIR.value
   try:
-    summary = beam_infer.infer(scan.paths, str(output_dir), settings, options, flags=run_flags,
+    summary = beam_infer.infer(scan.paths, output_dir, settings, options, flags=run_flags,
                                odd_inputs=scan.odd)
   except pipeline.OutputError as err:
     print(f"stopped: {err}")
     return batch.EXIT_OUTPUT_ERROR
-  failures = beam_options.read_failures(str(output_dir))
+  failures = beam_options.read_failures(output_dir)
   run = pipeline.RunSummary(skipped=list(scan.odd), failed=sorted(failures.items()))
-  _write_results_page(output_dir, run)
+  if storage.is_remote(output_dir):
+    print("index.html: written only into a local output folder")
+  else:
+    _write_results_page(pathlib.Path(output_dir), run)
+    output_dir = pathlib.Path(output_dir).resolve()
   for result, rows in (("skipped", run.skipped), ("FAILED", run.failed)):
     for item, reason in rows:
       print(f"{item:40s} {result:11s} {reason}")
   print(f"{summary.done} done, {summary.skipped} skipped, {summary.failed} failed "
         f"on {_RUNNER.value}")
-  print(f"outputs: {output_dir.resolve()}")
+  print(f"outputs: {output_dir}")
   if summary.failed and not summary.done and not summary.skipped:
     return batch.EXIT_ALL_FAILED
   return batch.EXIT_OK
@@ -178,6 +184,7 @@ def main(argv):
   for signum in (signal.SIGINT, signal.SIGTERM):
     signal.signal(signum, _exit_now)
   from facegcn_tf import pipeline  # pylint: disable=import-outside-toplevel
+  from facegcn_tf import storage  # pylint: disable=import-outside-toplevel
   from facegcn_tf.export import writer  # pylint: disable=import-outside-toplevel
   from facegcn_tf.fitting.fitter import FitConfig  # pylint: disable=import-outside-toplevel
 
@@ -207,6 +214,9 @@ def main(argv):
   run_flags.update(face_model=face_model, refine_steps=settings.refine_steps)
   if _RUNNER.value != scale.LOCAL_RUNNER:
     return _run_beam(scan, settings, run_flags)
+  if storage.is_remote(_OUTPUT_DIR.value):
+    _usage_error(f"--output_dir={_OUTPUT_DIR.value}: a remote folder needs a Beam runner "
+                 "(--runner=DirectRunner, or a cluster runner)")
   try:
     reconstructor = pipeline.Reconstructor(settings)
   except (ValueError, FileNotFoundError) as err:  # missing model / checkpoint files

@@ -19,7 +19,6 @@ With ``--runner`` other than ``local`` the same shards are made by an Apache Bea
 """
 
 import os
-import pathlib
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -90,7 +89,8 @@ def _run_beam(settings, skip):
 
 def main(argv):
   del argv
-  if not pathlib.Path(_INPUT_DIR.value).is_dir():  # Before the slow imports.
+  from facegcn_tf import storage  # pylint: disable=import-outside-toplevel
+  if not storage.is_dir(_INPUT_DIR.value):
     raise app.UsageError(f"--input_dir '{_INPUT_DIR.value}' does not exist or is not a directory")
   from tqdm import tqdm  # pylint: disable=import-outside-toplevel
 

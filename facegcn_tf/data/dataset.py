@@ -22,6 +22,7 @@ from typing import Callable, Dict, Iterable, List, Optional, Sequence
 import numpy as np
 import tensorflow as tf
 
+from facegcn_tf import storage
 from facegcn_tf.data import tfrecords
 from facegcn_tf.data.augment import AugmentOptions, augment_example
 from facegcn_tf.errors import FaceGCNError
@@ -79,11 +80,21 @@ def list_images(input_dir: str, recursive: bool = True,
                 extensions: Sequence[str] = IMAGE_EXTENSIONS) -> List[str]:
   """Sorted POSIX paths, relative to ``input_dir``, of files with an image extension.
 
-  Hidden files and folders (leading dot) are ignored.
+  Hidden files and folders (leading dot) are ignored. ``input_dir`` may be remote
+  (``gs://...``, see `storage`).
 
   Raises:
     FileNotFoundError: ``input_dir`` is not a directory.
   """
+  if storage.is_remote(input_dir):
+    if not storage.is_dir(input_dir):
+      raise FileNotFoundError(f"input directory '{input_dir}' does not exist or is not a "
+                              "directory")
+    exts = {e.lower() for e in extensions}
+    return [name for name in storage.list_files(input_dir)
+            if (recursive or "/" not in name)
+            and not any(part.startswith(".") for part in name.split("/"))
+            and os.path.splitext(name)[1].lower() in exts]
   root = pathlib.Path(input_dir)
   if not root.is_dir():
     raise FileNotFoundError(f"input directory '{input_dir}' does not exist or is not a directory")
@@ -101,7 +112,7 @@ def list_images(input_dir: str, recursive: bool = True,
 
 def shard_paths(output_dir: str, index: int, prefix: str = DEFAULT_PREFIX):
   """(tfrecord path, manifest path) of shard ``index``."""
-  base = os.path.join(output_dir, f"{prefix}-{index:05d}")
+  base = storage.join(output_dir, f"{prefix}-{index:05d}")
   return base + ".tfrecord", base + ".json"
 
 
@@ -119,8 +130,7 @@ def failure_reason(err: Exception) -> str:
 
 def _read_manifest(path: str) -> Optional[dict]:
   try:
-    with open(path, "r", encoding="utf-8") as f:
-      manifest = json.load(f)
+    manifest = json.loads(storage.read_text(path))
   except (OSError, ValueError):
     return None
   if isinstance(manifest, dict) and manifest.get("format") == MANIFEST_FORMAT:
@@ -129,11 +139,7 @@ def _read_manifest(path: str) -> Optional[dict]:
 
 
 def _write_json_atomic(path: str, payload: dict) -> None:
-  tmp = path + ".tmp"
-  with open(tmp, "w", encoding="utf-8") as f:
-    json.dump(payload, f, indent=1, sort_keys=True)
-    f.write("\n")
-  os.replace(tmp, path)
+  storage.write_text(path, json.dumps(payload, indent=1, sort_keys=True) + "\n")
 
 
 def face_features(feature_fn: FeatureFn, faces: Sequence) -> np.ndarray:
@@ -175,7 +181,7 @@ def plan_shards(inputs: Iterable[str], output_dir: str, shard_size: int = 256,
     raise ValueError(f"shard_size must be >= 1, got {shard_size}")
   names = sorted({str(x) for x in inputs})
   skip_set = {str(x) for x in skip}
-  os.makedirs(output_dir, exist_ok=True)
+  storage.makedirs(output_dir)
   plans = []
   for index, start in enumerate(range(0, len(names), shard_size)):
     chunk = names[start:start + shard_size]
@@ -184,12 +190,12 @@ def plan_shards(inputs: Iterable[str], output_dir: str, shard_size: int = 256,
     manifest = _read_manifest(manifest_path)
     if (manifest is not None and manifest.get("inputs") == chunk and
         manifest.get("skipped") == plan.skipped and manifest.get("config") == config and
-        os.path.isfile(tfrecord)):
+        storage.is_file(tfrecord)):
       plan.resumed = ShardReport(index, tfrecord, manifest_path, list(manifest.get("done", [])),
                                  [Failure(**f) for f in manifest.get("failed", [])],
                                  plan.skipped, resumed=True)
-    elif os.path.exists(manifest_path):
-      os.remove(manifest_path)  # The shard is being redone: invalidate first.
+    elif storage.exists(manifest_path):
+      storage.remove(manifest_path)  # The shard is being redone: invalidate first.
     plans.append(plan)
   return plans
 
@@ -212,7 +218,7 @@ def write_manifest(plan: ShardPlan, config: Dict, done: List[str], failed: List[
       "failed": [dataclasses.asdict(f) for f in failed],
       "num_examples": len(done),
       "feature_dim": feature_dim,
-      "tfrecord": os.path.basename(plan.tfrecord),
+      "tfrecord": storage.basename(plan.tfrecord),
   })
   return ShardReport(plan.index, plan.tfrecord, plan.manifest, done, failed, plan.skipped,
                      resumed=False)
@@ -255,12 +261,12 @@ class _ShardWriter:
   def commit(self) -> None:
     self.flush()
     self.writer.close()
-    os.replace(self.tmp, self.tfrecord)
+    storage.rename(self.tmp, self.tfrecord)
 
   def abort(self) -> None:
     self.writer.close()
-    if os.path.exists(self.tmp):
-      os.remove(self.tmp)
+    if storage.exists(self.tmp):
+      storage.remove(self.tmp)
 
 
 def write_dataset(inputs: Iterable[str], output_dir: str, prepare_fn: Callable[[str], object],
@@ -325,11 +331,13 @@ def write_dataset(inputs: Iterable[str], output_dir: str, prepare_fn: Callable[[
 def remove_stale_shards(output_dir: str, prefix: str, num_shards: int) -> List[str]:
   """Deletes this writer's shard files with an index >= ``num_shards``."""
   removed = []
-  for path in sorted(pathlib.Path(output_dir).glob(f"{prefix}-[0-9][0-9][0-9][0-9][0-9].*")):
-    stem = path.name[len(prefix) + 1:len(prefix) + 6]
-    if path.suffix in (".tfrecord", ".json", ".tmp") and stem.isdigit() and int(stem) >= num_shards:
-      path.unlink()
-      removed.append(str(path))
+  for path in storage.glob(storage.join(storage.escape(output_dir), f"{prefix}-[0-9][0-9][0-9][0-9][0-9].*")):
+    name = storage.basename(path)
+    stem = name[len(prefix) + 1:len(prefix) + 6]
+    if (os.path.splitext(name)[1] in (".tfrecord", ".json", ".tmp") and stem.isdigit()
+        and int(stem) >= num_shards):
+      storage.remove(path)
+      removed.append(path)
   return removed
 
 
@@ -425,7 +433,7 @@ def prepare_directory(input_dir: str, output_dir: str, preprocessor, shard_size:
   names = select_images(input_dir, recursive, max_images)
 
   def prepare(name: str):
-    return preprocessor.prepare_file(os.path.join(input_dir, name), name=name)
+    return preprocessor.prepare_file(storage.join(input_dir, name), name=name)
 
   return write_dataset(names, output_dir, prepare, shard_size=shard_size, feature_fn=feature_fn,
                        skip=skip, config=config, progress=progress)

@@ -33,6 +33,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
+from facegcn_tf import storage
 from facegcn_tf.errors import ImageLoadError
 
 PathLike = Union[str, os.PathLike]
@@ -219,6 +220,12 @@ def load_image(path: PathLike, min_side: int = MIN_SIDE) -> LoadedImage:
       unsupported pixel format, or smaller than ``min_side``.
   """
   name = str(path)
+  if storage.is_remote(name):   # gs://... (see `storage`)
+    try:
+      data = storage.read_bytes(name)
+    except OSError as err:
+      raise _error(name, _one_line(err)) from None
+    return decode_image(data, name=name, min_side=min_side)
   p = pathlib.Path(path)
   if p.is_dir():
     raise _error(name, "is a directory, not an image file")

@@ -55,6 +55,7 @@ import numpy as np
 
 from facegcn_tf.data.alignment import AlignTransform
 from facegcn_tf import atomic
+from facegcn_tf import storage
 from facegcn_tf.export import detail_texture
 from facegcn_tf.export import head_export
 from facegcn_tf.export import head_mesh
@@ -142,10 +143,11 @@ def exported_formats(formats: Sequence[str], has_head_model: bool) -> tuple:
 
 def outputs_complete(output_dir: PathLike, name: str,
                      formats: Sequence[str] = DEFAULT_FORMATS) -> bool:
-  """True when every file of ``formats`` for ``name`` exists and is non-empty."""
-  for path in planned_files(output_dir, name, formats):
+  """True when every file of ``formats`` for ``name`` exists and is non-empty (``output_dir``
+  may be remote, see `storage`)."""
+  for file in planned_files(".", name, formats):
     try:
-      if not path.is_file() or path.stat().st_size == 0:
+      if not storage.size(storage.join(str(output_dir), file.name)):
         return False
     except OSError:
       return False

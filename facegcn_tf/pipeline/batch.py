@@ -24,13 +24,14 @@ import pathlib
 import signal
 import tempfile
 import time
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import tensorflow as tf
 
 from facegcn_tf.data.dataset import IMAGE_EXTENSIONS
 from facegcn_tf.errors import FaceGCNError
 from facegcn_tf import atomic
+from facegcn_tf import storage
 from facegcn_tf.export import overlay
 from facegcn_tf.export import writer
 from facegcn_tf.export.result import FaceResult
@@ -42,17 +43,20 @@ from facegcn_tf.pipeline.stages import PreparedPhoto
 # The errors a single input may raise without stopping the run.
 INPUT_ERRORS = (FaceGCNError, ValueError, OSError, tf.errors.InvalidArgumentError)
 
+# A photo: a local path, or a URL string (``gs://...``, see `storage`).
+Input = Union[pathlib.Path, str]
+
 
 @dataclasses.dataclass
 class InputScan:
   """What an input spec names.
 
   Attributes:
-    paths: the image files, sorted.
+    paths: the image files, sorted (URLs as strings).
     odd: (entry, reason) for entries that look like photos but cannot be read as files:
       a folder named like an image, a symlink loop, a broken link, a device or pipe.
   """
-  paths: List[pathlib.Path]
+  paths: List[Input]
   odd: List[Tuple[str, str]]
 
 
@@ -74,17 +78,49 @@ def _odd_reason(path: pathlib.Path) -> str:
 FILE_LIST_EXTENSIONS = (".txt", ".lst")
 
 
-def read_file_list(path: pathlib.Path) -> List[pathlib.Path]:
+def read_file_list(path: Input) -> List[Input]:
   """The photo paths of a text file, one a line (blank lines and ``#`` comments skipped;
-  relative paths are relative to the list's folder)."""
+  relative paths are relative to the list's folder). The list and its entries may be URLs."""
   out = []
-  with open(path, "r", encoding="utf-8") as f:
-    for line in f:
-      line = line.strip()
-      if line and not line.startswith("#"):
-        entry = pathlib.Path(line).expanduser()
-        out.append(entry if entry.is_absolute() else path.parent / entry)
+  for line in storage.read_text(str(path)).splitlines():
+    line = line.strip()
+    if not line or line.startswith("#"):
+      continue
+    if storage.is_remote(line):
+      out.append(line)
+    elif storage.is_remote(path):
+      out.append(line if line.startswith("/") else storage.join(storage.dirname(path), line))
+    else:
+      entry = pathlib.Path(line).expanduser()
+      out.append(entry if entry.is_absolute() else pathlib.Path(path).parent / entry)
   return out
+
+
+def _scan_remote(spec: str) -> InputScan:
+  """`scan_inputs` for a URL: a file list, a folder, a glob or one photo.
+
+  A list's entries are not looked up one by one (a round trip each): one that is missing
+  fails when its photo is loaded, with its reason.
+  """
+  exts = {e.lower() for e in IMAGE_EXTENSIONS}
+  if os.path.splitext(spec)[1].lower() in FILE_LIST_EXTENSIONS and storage.is_file(spec):
+    files = read_file_list(spec)
+    if not files:
+      raise ValueError(f"the file list '{spec}' names no photos")
+    return InputScan(paths=files, odd=[])
+  if any(c in spec for c in "*?["):
+    files = [p for p in storage.glob(spec) if os.path.splitext(p)[1].lower() in exts]
+  elif storage.is_dir(spec):
+    files = [storage.join(spec, name) for name in storage.list_files(spec)
+             if os.path.splitext(name)[1].lower() in exts
+             and not any(part.startswith(".") for part in name.split("/"))]
+  else:
+    files = [spec] if storage.is_file(spec) else []
+  if not files:
+    raise ValueError(f"no input images found at '{spec}' (a photo, a folder with "
+                     f"{'/'.join(e.lstrip('.') for e in IMAGE_EXTENSIONS)} files, a glob, "
+                     "or a file list)")
+  return InputScan(paths=files, odd=[])
 
 
 def scan_inputs(spec: str) -> InputScan:
@@ -99,6 +135,8 @@ def scan_inputs(spec: str) -> InputScan:
   Raises:
     ValueError: nothing matches (the message says what was looked for).
   """
+  if storage.is_remote(spec):
+    return _scan_remote(spec)
   path = pathlib.Path(spec).expanduser()
   exts = {e.lower() for e in IMAGE_EXTENSIONS}
   if path.is_file() and path.suffix.lower() in FILE_LIST_EXTENSIONS:
@@ -106,7 +144,8 @@ def scan_inputs(spec: str) -> InputScan:
       entries = read_file_list(path)
     except (OSError, UnicodeDecodeError) as err:
       raise ValueError(f"cannot read the file list '{spec}': {err}") from None
-    files = [p for p in entries if p.is_file()]
+    # URL entries are not looked up one by one (see `_scan_remote`).
+    files = [p for p in entries if isinstance(p, str) or p.is_file()]
     regular = set(files)
     odd = [(str(p), _odd_reason(p) if os.path.lexists(p) else "listed, but not found")
            for p in entries if p not in regular]
@@ -144,27 +183,53 @@ def resolve_inputs(spec: str) -> List[pathlib.Path]:
   return paths
 
 
-def output_names(paths: Sequence[pathlib.Path]) -> Dict[pathlib.Path, str]:
+def output_names(paths: Sequence[Input]) -> Dict[Input, str]:
   """A unique, file-system-safe output name per input (the stem; parent folders prefixed
   for inputs that share a stem)."""
   def clean(text):
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in text).lstrip(".") or "face"
 
-  by_stem: Dict[str, List[pathlib.Path]] = {}
+  def parents(p):
+    if isinstance(p, str):   # a URL: the folders of its path
+      return pathlib.PurePosixPath(p.split("://", 1)[1]).parent.parts[-2:]
+    return p.resolve().parent.parts[-2:]
+
+  by_stem: Dict[str, List[Input]] = {}
   for p in paths:
-    by_stem.setdefault(clean(p.stem), []).append(p)
+    by_stem.setdefault(clean(pathlib.PurePosixPath(str(p)).stem), []).append(p)
   names = {}
   for stem, group in by_stem.items():
     if len(group) == 1:
       names[group[0]] = stem
       continue
     for p in group:
-      parts = [clean(x) for x in p.resolve().parent.parts[-2:]] + [stem]
+      parts = [clean(x) for x in parents(p)] + [stem]
       names[p] = "_".join(parts)
     if len(set(names[p] for p in group)) < len(group):  # still clashing: number them
       for k, p in enumerate(group):
         names[p] = f"{stem}_{k}"
   return names
+
+
+def photo_done(output_dir: Union[pathlib.Path, str], name: str, formats: Sequence[str],
+               all_faces: bool) -> bool:
+  """Whether a photo's outputs are complete in `output_dir` (local, or remote: `storage`).
+
+  Args:
+    name: the photo's output name (`output_names`).
+    formats: the files of each face (`writer.exported_formats`).
+    all_faces: the photo's faces are ``NAME_face0, NAME_face1, ...`` (their count is in the
+      first face's report), else one face ``NAME``.
+  """
+  if not all_faces:
+    return writer.outputs_complete(output_dir, name, formats)
+  try:
+    first = json.loads(storage.read_text(storage.join(str(output_dir), f"{name}_face0.json")))
+    count = int(first["extra"]["faces_in_photo"])
+  except (OSError, ValueError, KeyError, TypeError):
+    return False
+  return all(writer.outputs_complete(output_dir, f"{name}_face{k}", formats)
+             for k in range(count))
 
 
 class OutputError(FaceGCNError):
@@ -344,10 +409,10 @@ class _Claims:
       self.release(name)
 
 
-def run(inputs: Sequence[pathlib.Path], output_dir: pathlib.Path, reconstructor: Reconstructor,
+def run(inputs: Sequence[Input], output_dir: pathlib.Path, reconstructor: Reconstructor,
         flags=None, progress: bool = True,
         odd_inputs: Sequence[Tuple[str, str]] = (),
-        names: Optional[Dict[pathlib.Path, str]] = None) -> RunSummary:
+        names: Optional[Dict[Input, str]] = None) -> RunSummary:
   """Reconstructs every input; never raises for a bad input (see `RunSummary`).
 
   Each face's files are written as soon as its batch is done (with ``batch_size`` 1: as
@@ -359,8 +424,8 @@ def run(inputs: Sequence[pathlib.Path], output_dir: pathlib.Path, reconstructor:
   stops the run with one line.
 
   Args:
-    inputs: photo paths (`scan_inputs(...).paths`).
-    output_dir: where the files go.
+    inputs: photo paths (`scan_inputs(...).paths`; URLs are read through `storage`).
+    output_dir: where the files go (a local folder).
     reconstructor: the run's `Reconstructor`.
     flags: the run's flags, recorded in each report.
     progress: report progress on stderr (`progress.Progress`: a bar on a terminal, else
@@ -372,7 +437,7 @@ def run(inputs: Sequence[pathlib.Path], output_dir: pathlib.Path, reconstructor:
   settings = reconstructor.settings
   output_dir = pathlib.Path(output_dir)
   summary = RunSummary(skipped=list(odd_inputs))
-  inputs = list(dict.fromkeys(pathlib.Path(p) for p in inputs))   # each photo once
+  inputs = list(dict.fromkeys(storage.as_path(p) for p in inputs))   # each photo once
   names = output_names(inputs) if names is None else names
   pending: List[_Pending] = []
   in_flight: List[str] = []
@@ -387,17 +452,7 @@ def run(inputs: Sequence[pathlib.Path], output_dir: pathlib.Path, reconstructor:
                                     reconstructor.components.head_model is not None)
 
   def done_already(name: str) -> bool:
-    if settings.overwrite:
-      return False
-    if not settings.all_faces:
-      return writer.outputs_complete(output_dir, name, formats)
-    try:  # every face of the photo; their count is in the first face's report
-      first = json.loads((output_dir / f"{name}_face0.json").read_text())
-      count = int(first["extra"]["faces_in_photo"])
-    except (OSError, ValueError, KeyError, TypeError):
-      return False
-    return all(writer.outputs_complete(output_dir, f"{name}_face{k}", formats)
-               for k in range(count))
+    return not settings.overwrite and photo_done(output_dir, name, formats, settings.all_faces)
 
   def settle(item: _Pending, ok: bool):
     in_flight.remove(item.name)
@@ -510,6 +565,7 @@ def run(inputs: Sequence[pathlib.Path], output_dir: pathlib.Path, reconstructor:
 
 
 __all__ = ["EXIT_ALL_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_OUTPUT_ERROR", "INPUT_ERRORS",
-           "InputScan", "Interrupted", "OutputError", "RunSummary", "check_output_dir",
+           "Input", "InputScan", "Interrupted", "OutputError", "RunSummary", "check_output_dir",
+           "photo_done",
            "read_file_list",
            "interrupt_on_signals", "output_names", "resolve_inputs", "run", "scan_inputs"]

@@ -12,6 +12,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 
+from facegcn_tf import storage
 from facegcn_tf.data.image_io import load_image
 from facegcn_tf.errors import FaceGCNError
 from facegcn_tf.export.result import FaceResult
@@ -54,7 +55,7 @@ class Reconstructor:
     Raises:
       FaceGCNError, ValueError, OSError: a bad input (unreadable file, no face, ...).
     """
-    path = pathlib.Path(path)
+    path = storage.as_path(path)
     rgb = load_image(path).rgb
     preprocessor = self.components.preprocessor
     if self.settings.all_faces:

@@ -9,7 +9,7 @@ never recomputes it. Batched arrays carry a leading [B] over the faces of one ba
 
 import dataclasses
 import pathlib
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Union
 
 import numpy as np
 import tensorflow as tf
@@ -24,13 +24,13 @@ class PreparedPhoto:
   """A photo and its detected, aligned faces.
 
   Attributes:
-    path: where it was read from.
+    path: where it was read from (a URL string for a remote photo, see `storage`).
     photo: [H, W, 3] uint8 RGB, full resolution.
     faces: the prepared faces (crop, alignment, landmarks, masks, detection), most
       confident first.
     features: [F, D] identity features of each face's aligned crop.
   """
-  path: pathlib.Path
+  path: Union[pathlib.Path, str]
   photo: np.ndarray
   faces: List[PreparedFace]
   features: np.ndarray

@@ -12,13 +12,13 @@ cache folder (``path<TAB>reason``).
 """
 
 import dataclasses
-import os
 from typing import Optional
 
 import apache_beam as beam
 import numpy as np
 import tensorflow as tf
 
+from facegcn_tf import storage
 from facegcn_tf.data import dataset
 from facegcn_tf.scale import options as options_lib
 from facegcn_tf.training import coarse_fits
@@ -74,7 +74,7 @@ class CoarseFitFn(beam.DoFn):
       return
     names = [paths[i] for i in todo]
     part = coarse_fits.part_path(self.cache_dir, shard, names)
-    os.makedirs(os.path.dirname(part), exist_ok=True)
+    storage.makedirs(storage.dirname(part))
     coarse_fits.write_cache_file(
         part, self.model.name, self.model.layout, names, list(values),
         None if photo is None else [float(x) for x in photo],
@@ -117,21 +117,21 @@ def fit(pattern: str, settings: coarse_fits.CoarseSettings, model,
   """
   if mask_key not in coarse_fits.MASK_KEYS:
     raise ValueError(f"mask_key must be one of {coarse_fits.MASK_KEYS}, got '{mask_key}'")
-  files = sorted(os.path.abspath(f) for f in tf.io.gfile.glob(pattern))
+  files = sorted(storage.absolute(f) for f in tf.io.gfile.glob(pattern))
   if not files:
     raise FileNotFoundError(f"no TFRecord files match '{pattern}'")
   cache_dir = cache_dir or coarse_fits.default_cache_dir(pattern, model.name)
-  os.makedirs(cache_dir, exist_ok=True)
-  done = {os.path.basename(f): coarse_fits.cached_paths(cache_dir, f, model.layout, model.name)
+  storage.makedirs(cache_dir)
+  done = {storage.basename(f): coarse_fits.cached_paths(cache_dir, f, model.layout, model.name)
           for f in files}
   already = sum(len(v) for v in done.values())
-  by_name = {os.path.basename(f): f for f in files}
+  by_name = {storage.basename(f): f for f in files}
   name, layout = model.name, model.layout   # not the model itself: the pipeline is pickled
 
   def build(pipeline):
     records = (pipeline | "Shards" >> beam.Create(files)
                | "Read" >> beam.io.ReadAllFromTFRecord(with_filename=True)
-               | "Key" >> beam.Map(lambda item: (os.path.basename(item[0]), item[1]))
+               | "Key" >> beam.Map(lambda item: (storage.basename(item[0]), item[1]))
                | "NotDone" >> beam.Filter(lambda item: record_path(item[1]) not in done[item[0]]))
     results = (records | "ByShard" >> beam.GroupByKey()
                | "Batch" >> beam.FlatMap(lambda item: _batches(item[0], item[1], batch_size))

@@ -1,7 +1,6 @@
 """Runner choice and pipeline options shared by the Beam pipelines, and the dead-letter file."""
 
 import json
-import os
 import shlex
 import uuid
 from typing import Dict, Iterable, Optional, Sequence
@@ -10,6 +9,7 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 from apache_beam.runners.portability.fn_api_runner import fn_runner
 
+from facegcn_tf import storage
 from facegcn_tf.scale import LOCAL_RUNNER
 
 # `--runner` values of the scripts: "local" is the single-process path (no Beam).
@@ -49,20 +49,19 @@ def dead_letter_line(item: str, reason: str) -> str:
 def write_failures(lines: beam.PCollection, folder: str) -> beam.PCollection:
   """Writes the dead-letter lines as ``<folder>/failures.txt`` (empty when nothing failed)."""
   return lines | "WriteFailures" >> beam.io.WriteToText(
-      os.path.join(folder, FAILURES_FILE), shard_name_template="", num_shards=1)
+      storage.join(folder, FAILURES_FILE), shard_name_template="", num_shards=1)
 
 
 def read_failures(folder: str) -> Dict[str, str]:
   """The failures file of a finished run: {item: reason} ({} when there is none)."""
-  path = os.path.join(folder, FAILURES_FILE)
-  if not os.path.isfile(path):
+  path = storage.join(folder, FAILURES_FILE)
+  if not storage.is_file(path):
     return {}
   out = {}
-  with open(path, "r", encoding="utf-8") as f:
-    for line in f:
-      item, _, reason = line.rstrip("\n").partition("\t")
-      if item:
-        out[item] = reason
+  for line in storage.read_text(path).splitlines():
+    item, _, reason = line.partition("\t")
+    if item:
+      out[item] = reason
   return out
 
 
@@ -72,9 +71,9 @@ def write_items(items: Sequence, folder: str) -> str:
   The pipeline reads them with `read_items` instead of carrying millions of them in its graph
   (``beam.Create``); the caller deletes the file when the run ends.
   """
-  os.makedirs(folder, exist_ok=True)
-  path = os.path.join(folder, f".beam-items-{uuid.uuid4().hex}.jsonl")
-  with open(path, "w", encoding="utf-8") as f:
+  storage.makedirs(folder)
+  path = storage.join(folder, f".beam-items-{uuid.uuid4().hex}.jsonl")
+  with storage.open_write(path, "w") as f:
     for item in items:
       f.write(json.dumps(item) + "\n")
   return path
@@ -108,8 +107,8 @@ def run_pipeline(build, options: PipelineOptions, summary_namespace: Optional[st
   try:
     return _run(build, options, summary_namespace, counter_names)
   finally:
-    if items_file and os.path.exists(items_file):
-      os.remove(items_file)
+    if items_file and storage.exists(items_file):
+      storage.remove(items_file)
 
 
 def _run(build, options, summary_namespace, counter_names):

@@ -18,6 +18,7 @@ from typing import Iterable, Optional
 
 import apache_beam as beam
 
+from facegcn_tf import storage
 from facegcn_tf.data import dataset
 from facegcn_tf.data import tfrecords
 from facegcn_tf.scale import options as options_lib
@@ -45,7 +46,7 @@ class PrepareFaceFn(beam.DoFn):
   def process(self, element):
     index, name = element
     try:
-      face = self.preprocessor.prepare_file(os.path.join(self.input_dir, name), name=name)
+      face = self.preprocessor.prepare_file(storage.join(self.input_dir, name), name=name)
       vector = (None if self.feature_fn is None
                 else dataset.face_features(self.feature_fn, [face])[0])
       record = tfrecords.encode_example(face, vector)

@@ -29,8 +29,8 @@ distillation file, so one shard file also works there.
 """
 
 import dataclasses
-import glob
 import hashlib
+import io
 import json
 import os
 import time
@@ -39,6 +39,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 import numpy as np
 import tensorflow as tf
 
+from facegcn_tf import storage
 from facegcn_tf.data import dataset as data_lib
 from facegcn_tf.data import tfrecords
 from facegcn_tf.errors import AssetNotFoundError, FaceGCNError
@@ -57,12 +58,13 @@ def default_cache_dir(pattern: str, face_model_name: str) -> str:
   files = sorted(tf.io.gfile.glob(pattern))
   if not files:
     raise FileNotFoundError(f"no TFRecord files match '{pattern}'")
-  return os.path.join(os.path.dirname(os.path.abspath(files[0])), f"coarse_{face_model_name}")
+  first = storage.absolute(files[0])
+  return storage.join(storage.dirname(first), f"coarse_{face_model_name}")
 
 
 def shard_cache_path(cache_dir: str, shard_path: str) -> str:
   """The cache file of one TFRecord shard: ``<cache_dir>/<shard name without ext>.npz``."""
-  return os.path.join(cache_dir, os.path.splitext(os.path.basename(shard_path))[0] + ".npz")
+  return storage.join(cache_dir, os.path.splitext(storage.basename(shard_path))[0] + ".npz")
 
 
 def _layout_tuple(layout) -> tuple:
@@ -76,7 +78,7 @@ def read_cache_file(path: str, layout=None, face_model: Optional[str] = None) ->
     ValueError: not a cache file, or made for another layout / face model.
   """
   try:
-    with np.load(path, allow_pickle=False) as data:
+    with np.load(io.BytesIO(storage.read_bytes(path)), allow_pickle=False) as data:
       arrays = {key: data[key] for key in data.files}
   except (OSError, ValueError) as err:
     raise ValueError(f"'{path}' is not a readable coarse-coefficient cache ({err})") from None
@@ -100,12 +102,12 @@ def write_cache_file(path: str, face_model: str, layout, paths: List[str],
   """Writes one shard's cache file atomically (losses NaN where not given, e.g. regressed)."""
   photo = [np.nan] * len(paths) if photo is None else photo
   landmark = [np.nan] * len(paths) if landmark is None else landmark
-  tmp = path + ".tmp.npz"
-  np.savez(tmp, format=np.array(CACHE_FORMAT), face_model=np.array(face_model),
+  data = io.BytesIO()
+  np.savez(data, format=np.array(CACHE_FORMAT), face_model=np.array(face_model),
            layout=np.array(_layout_tuple(layout), np.int64), paths=np.array(paths, dtype=str),
            coeffs=np.asarray(coeffs, np.float32).reshape(len(paths), layout.total),
            photo_loss=np.asarray(photo, np.float32), landmark_loss=np.asarray(landmark, np.float32))
-  os.replace(tmp, path)
+  storage.write_bytes(path, data.getvalue())
 
 
 PARTS_DIR = "parts"
@@ -118,21 +120,21 @@ def part_path(cache_dir: str, shard_path: str, paths: List[str]) -> str:
   parts are merged into the shard's file at the end of the run (:func:`merge_parts`).
   """
   digest = hashlib.sha1("\n".join(paths).encode("utf-8")).hexdigest()[:16]
-  stem = os.path.splitext(os.path.basename(shard_path))[0]
-  return os.path.join(cache_dir, PARTS_DIR, f"{stem}-{digest}.npz")
+  stem = os.path.splitext(storage.basename(shard_path))[0]
+  return storage.join(cache_dir, PARTS_DIR, f"{stem}-{digest}.npz")
 
 
 def _shard_parts(cache_dir: str, shard_path: str) -> List[str]:
-  stem = os.path.splitext(os.path.basename(shard_path))[0]
-  return sorted(glob.glob(os.path.join(glob.escape(os.path.join(cache_dir, PARTS_DIR)),
-                                       glob.escape(stem) + "-" + "[0-9a-f]" * 16 + ".npz")))
+  stem = os.path.splitext(storage.basename(shard_path))[0]
+  return storage.glob(storage.join(storage.escape(storage.join(cache_dir, PARTS_DIR)),
+                                   storage.escape(stem) + "-" + "[0-9a-f]" * 16 + ".npz"))
 
 
 def cached_paths(cache_dir: str, shard_path: str, layout, face_model: str) -> set:
   """The records of a shard already in its cache file or in its parts."""
   out = set()
   for path in [shard_cache_path(cache_dir, shard_path)] + _shard_parts(cache_dir, shard_path):
-    if os.path.exists(path):
+    if storage.exists(path):
       out.update(str(p) for p in read_cache_file(path, layout, face_model)["paths"])
   return out
 
@@ -145,11 +147,11 @@ def merge_parts(cache_dir: str, shard_path: str, layout, face_model: str) -> int
   """
   path = shard_cache_path(cache_dir, shard_path)
   parts = _shard_parts(cache_dir, shard_path)
-  if os.path.exists(path) and not parts:
+  if storage.exists(path) and not parts:
     return 0
   paths, coeffs, photo, landmark = [], [], [], []
   seen, before = set(), 0
-  for source in ([path] if os.path.exists(path) else []) + parts:
+  for source in ([path] if storage.exists(path) else []) + parts:
     arrays = read_cache_file(source, layout, face_model)
     for k, name in enumerate(arrays["paths"]):
       if str(name) not in seen:
@@ -162,7 +164,7 @@ def merge_parts(cache_dir: str, shard_path: str, layout, face_model: str) -> int
       before = len(paths)
   write_cache_file(path, face_model, layout, paths, coeffs, photo, landmark)
   for part in parts:
-    os.remove(part)
+    storage.remove(part)
   return len(paths) - before
 
 
@@ -334,7 +336,7 @@ def cache_records(pattern: str, coarse_fn: CoarseFn, model_name: str, layout,
   if not files:
     raise FileNotFoundError(f"no TFRecord files match '{pattern}'")
   cache_dir = cache_dir or default_cache_dir(pattern, model_name)
-  os.makedirs(cache_dir, exist_ok=True)
+  storage.makedirs(cache_dir)
   start = time.perf_counter()
   fitted = done_before = 0
   for shard in files:
@@ -342,7 +344,7 @@ def cache_records(pattern: str, coarse_fn: CoarseFn, model_name: str, layout,
     if _shard_parts(cache_dir, shard):   # left by a Beam run (`scale.fit`)
       merge_parts(cache_dir, shard, layout, model_name)
     paths, coeffs, photo, landmark = [], [], [], []
-    if os.path.exists(path):
+    if storage.exists(path):
       old = read_cache_file(path, layout, model_name)
       paths = [str(p) for p in old["paths"]]
       coeffs = list(old["coeffs"])
@@ -365,7 +367,7 @@ def cache_records(pattern: str, coarse_fn: CoarseFn, model_name: str, layout,
         fitted += len(todo)
       if progress:
         progress(len(names))
-    if not os.path.exists(path):  # an empty shard still gets its (empty) file
+    if not storage.exists(path):  # an empty shard still gets its (empty) file
       write_cache_file(path, model_name, layout, paths, coeffs, photo, landmark)
   return FitSummary(cache_dir=cache_dir, fitted=fitted, already_done=done_before,
                     shards=len(files), seconds=time.perf_counter() - start)
@@ -385,7 +387,7 @@ def load_coarse_coeffs(cache_dir: str, layout, face_model: Optional[str] = None,
     AssetNotFoundError: no cache there (the message says how to make one).
     ValueError: a cache file of another layout / face model.
   """
-  files = sorted(glob.glob(os.path.join(cache_dir, "*.npz")))
+  files = storage.glob(storage.join(storage.escape(cache_dir), "*.npz"))
   if not files:
     data = f"--data='{data_pattern}' " if data_pattern else ""
     raise AssetNotFoundError(
@@ -401,8 +403,7 @@ def load_coarse_coeffs(cache_dir: str, layout, face_model: Optional[str] = None,
 
 def _read_json(path: str) -> dict:
   try:
-    with open(path, "r", encoding="utf-8") as f:
-      value = json.load(f)
+    value = json.loads(storage.read_text(path))
   except (OSError, ValueError):
     return {}
   return value if isinstance(value, dict) else {}

@@ -17,6 +17,7 @@ from typing import Optional
 import numpy as np
 import tensorflow as tf
 
+from facegcn_tf import storage
 from facegcn_tf.errors import FaceGCNError
 
 TEMPLATE_TOLERANCE = 1e-4     # the manifest stores the template rounded to 6 decimals
@@ -51,8 +52,7 @@ class Preparation:
 def _manifest_config(shard: str) -> Optional[dict]:
   path = os.path.splitext(shard)[0] + ".json"
   try:
-    with open(path, "r", encoding="utf-8") as f:
-      manifest = json.load(f)
+    manifest = json.loads(storage.read_text(path))
   except (OSError, ValueError):
     return None
   config = manifest.get("config") if isinstance(manifest, dict) else None
