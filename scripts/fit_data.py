@@ -32,8 +32,8 @@ from absl import flags  # noqa: E402
 
 from facegcn_tf import scale  # noqa: E402  (its flags' help; imports no Beam)
 
-_DATA = flags.DEFINE_string("data", None, "Glob of the prepare_data TFRecord shards.",
-                            required=True)
+_DATA = flags.DEFINE_string("data", None, "Glob of the prepare_data TFRecord shards (local or "
+                            "gs://...).", required=True)
 _FACE_MODEL = flags.DEFINE_enum("face_model", "ict", ["ict", "ict_coarse", "bfm"],
                                 "Face model to fit (the GCN stage's texture mesh).")
 _MODEL_PATH = flags.DEFINE_string("model_path", None, "Face model file (default: asset search path).")

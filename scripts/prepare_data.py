@@ -15,7 +15,8 @@ JSON manifest per shard; a re-run skips finished shards. Photos that fail
       --beam_options="--flink_master=HOST:8081 --environment_type=EXTERNAL ..."
 
 With ``--runner`` other than ``local`` the same shards are made by an Apache Beam pipeline
-(facegcn_tf.scale.prepare); failures also go to ``DATA/failures.txt``.
+(facegcn_tf.scale.prepare); failures also go to ``DATA/failures.txt``. Both folders may be
+remote (``gs://bucket/...``; README: "On a cluster").
 """
 
 import os
@@ -27,8 +28,10 @@ from absl import flags  # noqa: E402
 
 from facegcn_tf import scale  # noqa: E402  (its flags' help; imports no Beam)
 
-_INPUT_DIR = flags.DEFINE_string("input_dir", None, "Folder of photos.", required=True)
-_OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Folder for the shards.", required=True)
+_INPUT_DIR = flags.DEFINE_string("input_dir", None, "Folder of photos (or gs://...).",
+                                 required=True)
+_OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Folder for the shards (or gs://...).",
+                                  required=True)
 _SHARD_SIZE = flags.DEFINE_integer("shard_size", 256, "Photos per shard.", lower_bound=1)
 _MIN_CONFIDENCE = flags.DEFINE_float("min_confidence", 0.9, "MTCNN score threshold.",
                                      lower_bound=0.0, upper_bound=1.0)

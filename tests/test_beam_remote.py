@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import cv2
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -23,7 +24,9 @@ from facegcn_tf.scale import infer as beam_infer
 from facegcn_tf.scale import options as beam_options
 from facegcn_tf.scale import prepare as beam_prepare
 from facegcn_tf.training import coarse_fits
+from facegcn_tf.training import gcn_trainer
 from facegcn_tf.training import preparation
+from facegcn_tf.training import runtime as rt
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 # dlib identity features: the local path computes them 16 faces at a time, Beam one by one.
@@ -105,6 +108,20 @@ def test_remote_prepare_and_fit_equal_the_local_ones(bucket, tmp_path, monkeypat
   assert coarse_fits.check_coverage(got, pattern, fitted.cache_dir) == 2
   again = beam_fit.fit(pattern, FIT, model, _direct())
   assert (again.fitted, again.already_done) == (0, 2)
+  # The GCN trainer reads the remote records and cache (two eager steps of a tiny generator).
+  keras.utils.set_random_seed(0)
+  runtime = rt.RuntimeConfig(output_dir=str(tmp_path / "run"), checkpoint_every=0,
+                             summary_every=0, image_summary_every=0, progress=False,
+                             run_eagerly=True)
+  config = gcn_trainer.GCNTrainConfig(
+      runtime=runtime, data=pattern, batch_size=2, steps=2, face_model="ict_coarse",
+      image_size=64, decoder_widths="8,8,8,8", refiner_widths="8,8", critic_steps=1,
+      shuffle_buffer=2)
+  trainer = gcn_trainer.GCNTrainer(config, face_model=model)
+  assert trainer.steps_per_epoch == 1
+  result = trainer.train()
+  assert result.last_step == 2
+  assert result.last_scalars and all(np.isfinite(v) for v in result.last_scalars.values())
   _no_local_spill(tmp_path)
 
 
