@@ -6,7 +6,7 @@
 
 Stages live in ``STAGES`` (name -> module). A stage module provides
 ``make_config(runtime: RuntimeConfig, **settings)`` (settings = the common
-flags below that were given, by config field name) and ``train(config)``
+flags below that were given, by config field name) and ``train(config, strategy=None)``
 returning a ``runtime.RunResult``; ``--set path=value`` then overrides any
 field of the stage's (nested) config dataclass, e.g. ``--set
 weights.landmark=2e-3`` or ``--set distill_targets=fits.npz``. Adding a stage
@@ -16,6 +16,10 @@ Re-running the same command continues from the newest checkpoint in
 ``--checkpoint_dir`` (default ``<output_dir>/checkpoints``): model, optimizer,
 step, epoch and the data iterator are restored; a longer ``--steps`` extends
 the run. TensorBoard logs go to ``<output_dir>/tensorboard``.
+
+Several machines: start the same command on each with ``--multi_worker`` and ``TF_CONFIG``
+naming the cluster and that machine's task (README: "Several devices"); the run folder must
+be one every worker reaches (a network file system, or ``gs://``).
 """
 
 import importlib
@@ -68,6 +72,9 @@ _SAVE_DATA_ITERATOR = flags.DEFINE_bool("save_data_iterator", True,
 _RUN_EAGERLY = flags.DEFINE_bool("run_eagerly", False,
                                  "Run the train step eagerly (debugging; short smoke runs).")
 _PROGRESS = flags.DEFINE_bool("progress", True, "Show a progress bar.")
+_MULTI_WORKER = flags.DEFINE_bool(
+    "multi_worker", False, "One worker of a multi-machine run (tf.distribute."
+    "MultiWorkerMirroredStrategy; TF_CONFIG names the cluster and this worker).")
 _SET = flags.DEFINE_multi_string("set", [], "Override a stage setting: path=value "
                                  "(e.g. weights.photo=1.92, identity=none).")
 
@@ -104,6 +111,12 @@ def main(argv):
   from facegcn_tf.errors import FaceGCNError  # pylint: disable=import-outside-toplevel
   from facegcn_tf.training import runtime  # pylint: disable=import-outside-toplevel
 
+  strategy = None
+  if _MULTI_WORKER.value:   # first: it configures TF's collective ops at start-up
+    try:
+      strategy = runtime.make_strategy(multi_worker=True)
+    except ValueError as e:
+      _usage_error(f"--multi_worker: {e}")
   stage = importlib.import_module(STAGES[_STAGE.value])
   mixed = {"auto": None, "on": True, "off": False}[_MIXED_PRECISION.value]
   try:
@@ -122,7 +135,7 @@ def main(argv):
     _usage_error(str(e).splitlines()[0])
 
   try:
-    result = stage.train(config)
+    result = stage.train(config, strategy=strategy)
   except (FaceGCNError, ValueError, FileNotFoundError) as e:
     sys.exit(f"train.py: error: {str(e).splitlines()[0]}")
   start = (f"resumed at step {result.first_step}" if result.first_step

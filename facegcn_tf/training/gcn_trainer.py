@@ -380,12 +380,14 @@ class GCNTrainer:
     return self.runtime.restore()
 
   def train(self) -> rt.RunResult:
-    """Resumes from the latest checkpoint if any, trains to ``total_steps``, exports."""
+    """Resumes from the latest checkpoint if any, trains to ``total_steps``, exports (the
+    chief, under a multi-worker strategy)."""
     self.restore()
     result = self.runtime.run(self.step, self.iterator, self.total_steps,
                               steps_per_epoch=self.steps_per_epoch,
                               prepare_batch=self.prepare_batch, description="gcn")
-    self.export()
+    if self.runtime.is_chief:
+      self.export()
     return result
 
   def export(self) -> str:
@@ -396,9 +398,10 @@ class GCNTrainer:
                "align_method": self.preparation.fit_method})
 
 
-def train(config: GCNTrainConfig) -> rt.RunResult:
+def train(config: GCNTrainConfig,
+          strategy: Optional[tf.distribute.Strategy] = None) -> rt.RunResult:
   """Builds a :class:`GCNTrainer` from ``config`` and trains (resuming if possible)."""
-  return GCNTrainer(config).train()
+  return GCNTrainer(config, strategy=strategy).train()
 
 
 def make_config(runtime_config: rt.RuntimeConfig, **settings) -> GCNTrainConfig:

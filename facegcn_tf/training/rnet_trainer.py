@@ -423,12 +423,14 @@ class RNetTrainer:
     return self._step_fn
 
   def train(self) -> rt.RunResult:
-    """Resumes from the latest checkpoint if any, trains to ``total_steps``, saves."""
+    """Resumes from the latest checkpoint if any, trains to ``total_steps``, saves (the
+    chief, under a multi-worker strategy)."""
     self.restore()
     result = self.runtime.run(self.step_function, self.iterator, self.total_steps,
                               steps_per_epoch=self.steps_per_epoch,
                               prepare_batch=self.prepare_batch, description="rnet")
-    self.export_weights()
+    if self.runtime.is_chief:
+      self.export_weights()
     return result
 
   def export_weights(self) -> str:
@@ -446,9 +448,10 @@ class RNetTrainer:
     return path
 
 
-def train(config: RNetTrainConfig) -> rt.RunResult:
+def train(config: RNetTrainConfig,
+          strategy: Optional[tf.distribute.Strategy] = None) -> rt.RunResult:
   """Builds an :class:`RNetTrainer` from ``config`` and trains (resuming if possible)."""
-  return RNetTrainer(config).train()
+  return RNetTrainer(config, strategy=strategy).train()
 
 
 def make_config(runtime_config: rt.RuntimeConfig, **settings) -> RNetTrainConfig:

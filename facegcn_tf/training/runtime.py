@@ -7,6 +7,14 @@ What it does, so that trainers only write a loss:
   host batch is split evenly over the replicas (:func:`distribute_batch`);
   per-replica losses are means over the replica's share, so gradients are
   divided by the number of replicas before Keras sums them.
+* **Several machines**: ``make_strategy(multi_worker=True)`` is TF's
+  ``MultiWorkerMirroredStrategy`` (the cluster and this worker from ``TF_CONFIG``).
+  Every worker reads the same data in the same order and takes its replicas' share
+  of each global batch; the chief (task ``chief``, else ``worker`` 0) writes the
+  checkpoints, summaries and exports into the run folder, the other workers write
+  their (required) checkpoint copies to a private temporary folder, deleted at the
+  end, and all restore from the chief's, so the run folder must be shared (a network
+  file system or ``gs://``).
 * **Mixed precision** on GPUs only by default: Keras's ``mixed_float16``
   policy while the model is built (:meth:`TrainingRuntime.policy_scope`) and a
   ``LossScaleOptimizer`` around the optimizer
@@ -52,10 +60,13 @@ function from a per-replica one.
 import contextlib
 import dataclasses
 import glob
+import json
 import logging
 import math
 import os
 import re
+import shutil
+import tempfile
 import time
 import typing
 from typing import Callable, Dict, Iterator, Optional, Sequence
@@ -149,17 +160,50 @@ class RuntimeConfig:
 
 # ---- devices and precision --------------------------------------------------------------------
 
-def make_strategy(devices: Optional[Sequence[str]] = None) -> tf.distribute.Strategy:
+def make_strategy(devices: Optional[Sequence[str]] = None,
+                  multi_worker: bool = False) -> tf.distribute.Strategy:
   """MirroredStrategy over several devices, else TF's default strategy.
 
   Args:
     devices: device names to mirror over; None = all visible GPUs.
+    multi_worker: a ``MultiWorkerMirroredStrategy`` over the cluster ``TF_CONFIG`` names
+      (each worker's GPUs, or its CPU). Create it before anything else runs on TF (it
+      configures the collective ops when TF starts).
+
+  Raises:
+    ValueError: ``multi_worker`` without a ``TF_CONFIG`` that names a cluster and a task.
   """
+  if multi_worker:
+    try:
+      spec = json.loads(os.environ.get("TF_CONFIG", ""))
+      if not (spec["cluster"] and spec["task"]["type"] and "index" in spec["task"]):
+        raise ValueError
+    except (ValueError, KeyError, TypeError):
+      raise ValueError("multi-worker training needs TF_CONFIG set to the cluster and this "
+                       "worker, e.g. '{\"cluster\": {\"worker\": [\"host1:12345\", "
+                       "\"host2:12345\"]}, \"task\": {\"type\": \"worker\", "
+                       "\"index\": 0}}'") from None
+    return tf.distribute.MultiWorkerMirroredStrategy()
   if devices is None:
     devices = [d.name for d in tf.config.list_logical_devices("GPU")]
   if len(devices) > 1:
     return tf.distribute.MirroredStrategy(list(devices))
   return tf.distribute.get_strategy()
+
+
+def is_chief(strategy: tf.distribute.Strategy) -> bool:
+  """Whether this process writes the run's files: always, but under a multi-worker
+  strategy only the chief (task ``chief``, else ``worker`` 0)."""
+  resolver = getattr(strategy, "cluster_resolver", None)
+  if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) or resolver is None:
+    return True
+  task_type, task_id = resolver.task_type, resolver.task_id
+  if task_type is None:   # a one-machine "cluster"
+    return True
+  if task_type == "chief":
+    return True
+  return (task_type == "worker" and task_id == 0
+          and "chief" not in resolver.cluster_spec().as_dict())
 
 
 def resolve_mixed_precision(requested: Optional[bool]) -> bool:
@@ -373,6 +417,7 @@ class TrainingRuntime:
   def __init__(self, config: RuntimeConfig, strategy: Optional[tf.distribute.Strategy] = None):
     self.config = config
     self.strategy = strategy if strategy is not None else make_strategy()
+    self.is_chief = is_chief(self.strategy)
     self.mixed_precision = resolve_mixed_precision(config.mixed_precision)
     self.mixed_policy = resolve_mixed_policy(config.mixed_policy)
     with self.strategy.scope():
@@ -426,6 +471,13 @@ class TrainingRuntime:
     self._manager = tf.train.CheckpointManager(
         self._checkpoint, self.config.resolved_checkpoint_dir,
         max_to_keep=self.config.max_to_keep, checkpoint_name="ckpt")
+    # Another worker of a multi-worker run restores the chief's checkpoints and saves its
+    # own copy (every worker must save) to a private folder.
+    self._shared = self._manager
+    if not self.is_chief:
+      self._manager = tf.train.CheckpointManager(
+          self._checkpoint, tempfile.mkdtemp(prefix="facegcn-worker-checkpoints-"),
+          max_to_keep=1, checkpoint_name="ckpt")
 
   def _require_tracking(self):
     if self._manager is None:
@@ -435,7 +487,14 @@ class TrainingRuntime:
   def latest_checkpoint(self) -> Optional[str]:
     """The newest usable checkpoint (after a fallback in :meth:`restore`, the one restored)."""
     self._require_tracking()
-    return self._fallback or self._manager.latest_checkpoint
+    return self._fallback or self._shared.latest_checkpoint
+
+  @property
+  def save_dir(self) -> str:
+    """Where this process saves checkpoints (another worker than the chief: a private
+    temporary folder, deleted when :meth:`run` ends)."""
+    self._require_tracking()
+    return self._manager.directory
 
   def _newest_complete_checkpoint(self) -> Optional[str]:
     """The newest checkpoint the pointer file lists whose files are complete (None: none listed).
@@ -444,7 +503,7 @@ class TrainingRuntime:
       IncompleteCheckpointError: checkpoints are listed but none is complete.
     """
     candidates = []
-    for path in [self._manager.latest_checkpoint] + self._manager.checkpoints[::-1]:
+    for path in [self._shared.latest_checkpoint] + self._shared.checkpoints[::-1]:
       if path and path not in candidates:
         candidates.append(path)
     skipped = []
@@ -515,7 +574,14 @@ class TrainingRuntime:
       atomic.fsync_path(os.path.join(directory, "checkpoint"))
       atomic.fsync_path(directory)
     self._fallback = None
+    if not self.is_chief:   # the run's checkpoint is the chief's
+      return os.path.join(self._shared.directory, os.path.basename(path))
     return path
+
+  def close(self) -> None:
+    """Deletes a non-chief worker's private checkpoint copies."""
+    if self._manager is not None and not self.is_chief:
+      shutil.rmtree(self._manager.directory, ignore_errors=True)
 
   # -- the update --
 
@@ -592,12 +658,16 @@ class TrainingRuntime:
     return self._writer
 
   def write_scalars(self, scalars: Dict[str, float], step: int) -> None:
+    if not self.is_chief:
+      return
     with self.summary_writer.as_default(step=step):
       for name, value in scalars.items():
         tf.summary.scalar(name, value)
 
   def write_images(self, images: Dict[str, tf.Tensor], step: int, max_outputs: int = 4) -> None:
     """images: tag -> [B, H, W, 3] in [0, 1] (clipped here)."""
+    if not self.is_chief:
+      return
     with self.summary_writer.as_default(step=step):
       for name, value in images.items():
         tf.summary.image(name, tf.clip_by_value(tf.cast(value, tf.float32), 0.0, 1.0),
@@ -638,60 +708,63 @@ class TrainingRuntime:
     last_scalars: Dict[str, float] = {}
     last_saved = None
     bar = tqdm(total=total_steps, initial=first, desc=description, unit="step",
-               disable=not cfg.progress, dynamic_ncols=True)
+               disable=not (cfg.progress and self.is_chief), dynamic_ncols=True)
     try:
-      for _ in range(first, total_steps):
-        try:
-          batch = next(iterator)
-        except StopIteration:
-          raise FaceGCNError(f"the training data ran out at step {int(self.step.numpy())} "
-                             f"of {total_steps}") from None
-        if prepare_batch is not None:
-          batch = prepare_batch(batch)
-        step = int(self.step.numpy())
-        try:
-          outputs = step_fn(distribute_batch(self.strategy, batch))
-        except tf.errors.InvalidArgumentError as e:
-          # tf.debugging.check_numerics inside the step (e.g. the rasterizer's input check).
-          lines = [line.strip() for line in str(e.message).splitlines() if line.strip()]
-          found = [line for line in lines if "NaN" in line or "Inf" in line]
-          if "CheckNumerics" not in str(e) and not found:
-            raise
-          raise NonFiniteLossError(
-              f"non-finite values at step {step} ({(found or lines)[0][:200]}); stopped "
-              "without saving; last good checkpoint: "
-              f"{self.latest_checkpoint or 'none'}") from None
-        scalars = {name: float(value) for name, value in outputs.items()
-                   if name != FINITE_KEY and not name.startswith(IMAGE_PREFIX)
-                   and tf.convert_to_tensor(value).shape.rank == 0}
-        finite = bool(outputs.get(FINITE_KEY, True)) and all(
-            math.isfinite(v) for v in scalars.values())
-        if not finite:
-          bad = ", ".join(f"{k}={v:g}" for k, v in scalars.items() if not math.isfinite(v))
-          raise NonFiniteLossError(
-              f"non-finite loss or gradient at step {step} ({bad or 'gradients'}); stopped "
-              f"without saving; last good checkpoint: {self.latest_checkpoint or 'none'}")
-        self.step.assign_add(1)
-        if steps_per_epoch:
-          self.epoch.assign_add(1.0 / float(steps_per_epoch))
-        done = step + 1
-        last_scalars = scalars
-        if cfg.summary_every and done % cfg.summary_every == 0:
-          self.write_scalars(dict(scalars, epoch=float(self.epoch.numpy())), done)
-        if cfg.image_summary_every and done % cfg.image_summary_every == 0:
-          self.write_images({name[len(IMAGE_PREFIX):]: value for name, value in outputs.items()
-                             if name.startswith(IMAGE_PREFIX)}, done)
-        if cfg.checkpoint_every and done % cfg.checkpoint_every == 0:
-          last_saved = self.save()
-        bar.set_postfix(loss=f"{scalars.get(LOSS_KEY, float('nan')):.4g}", refresh=False)
-        bar.update(1)
+      try:
+        for _ in range(first, total_steps):
+          try:
+            batch = next(iterator)
+          except StopIteration:
+            raise FaceGCNError(f"the training data ran out at step {int(self.step.numpy())} "
+                               f"of {total_steps}") from None
+          if prepare_batch is not None:
+            batch = prepare_batch(batch)
+          step = int(self.step.numpy())
+          try:
+            outputs = step_fn(distribute_batch(self.strategy, batch))
+          except tf.errors.InvalidArgumentError as e:
+            # tf.debugging.check_numerics inside the step (e.g. the rasterizer's input check).
+            lines = [line.strip() for line in str(e.message).splitlines() if line.strip()]
+            found = [line for line in lines if "NaN" in line or "Inf" in line]
+            if "CheckNumerics" not in str(e) and not found:
+              raise
+            raise NonFiniteLossError(
+                f"non-finite values at step {step} ({(found or lines)[0][:200]}); stopped "
+                "without saving; last good checkpoint: "
+                f"{self.latest_checkpoint or 'none'}") from None
+          scalars = {name: float(value) for name, value in outputs.items()
+                     if name != FINITE_KEY and not name.startswith(IMAGE_PREFIX)
+                     and tf.convert_to_tensor(value).shape.rank == 0}
+          finite = bool(outputs.get(FINITE_KEY, True)) and all(
+              math.isfinite(v) for v in scalars.values())
+          if not finite:
+            bad = ", ".join(f"{k}={v:g}" for k, v in scalars.items() if not math.isfinite(v))
+            raise NonFiniteLossError(
+                f"non-finite loss or gradient at step {step} ({bad or 'gradients'}); stopped "
+                f"without saving; last good checkpoint: {self.latest_checkpoint or 'none'}")
+          self.step.assign_add(1)
+          if steps_per_epoch:
+            self.epoch.assign_add(1.0 / float(steps_per_epoch))
+          done = step + 1
+          last_scalars = scalars
+          if cfg.summary_every and done % cfg.summary_every == 0:
+            self.write_scalars(dict(scalars, epoch=float(self.epoch.numpy())), done)
+          if cfg.image_summary_every and done % cfg.image_summary_every == 0:
+            self.write_images({name[len(IMAGE_PREFIX):]: value for name, value in outputs.items()
+                               if name.startswith(IMAGE_PREFIX)}, done)
+          if cfg.checkpoint_every and done % cfg.checkpoint_every == 0:
+            last_saved = self.save()
+          bar.set_postfix(loss=f"{scalars.get(LOSS_KEY, float('nan')):.4g}", refresh=False)
+          bar.update(1)
+      finally:
+        bar.close()
+        if self._writer is not None:
+          self._writer.flush()
+      final = int(self.step.numpy())
+      if final > first and (last_saved is None or not last_saved.endswith(f"-{final}")):
+        last_saved = self.save()
     finally:
-      bar.close()
-      if self._writer is not None:
-        self._writer.flush()
-    final = int(self.step.numpy())
-    if final > first and (last_saved is None or not last_saved.endswith(f"-{final}")):
-      last_saved = self.save()
+      self.close()   # a non-chief worker's private checkpoint copies
     return RunResult(first_step=first, last_step=final, last_scalars=last_scalars,
                      checkpoint=last_saved or self.latest_checkpoint,
                      seconds=time.perf_counter() - start_time)
