@@ -65,3 +65,14 @@ def masked_grace_hopper(face_preprocessor, grace_hopper):
     if not face_preprocessor.detector.detect(drawn.image):
       return drawn
   pytest.fail("no synthetic surgical mask lowered MTCNN's confidence below its threshold")
+
+
+@pytest.fixture(scope="session")
+def photos_and_a_corrupt_file(tmp_path_factory, astronaut, grace_hopper):
+  """A folder: a_astronaut.png, b_corrupt.jpg (a JPEG header, then zeros), c_grace_hopper.jpg."""
+  import cv2
+  folder = tmp_path_factory.mktemp("photos_and_a_corrupt_file")
+  cv2.imwrite(str(folder / "a_astronaut.png"), astronaut[..., ::-1])
+  cv2.imwrite(str(folder / "c_grace_hopper.jpg"), grace_hopper[..., ::-1])
+  (folder / "b_corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0" + b"\x00" * 3000)
+  return folder

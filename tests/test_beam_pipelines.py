@@ -8,7 +8,6 @@ import shutil
 import subprocess
 import sys
 
-import cv2
 import keras
 import numpy as np
 import pytest
@@ -37,12 +36,8 @@ def _direct():
 
 
 @pytest.fixture(scope="module")
-def photos(tmp_path_factory, astronaut, grace_hopper):
-  folder = tmp_path_factory.mktemp("photos")
-  cv2.imwrite(str(folder / "a_astronaut.png"), astronaut[..., ::-1])
-  cv2.imwrite(str(folder / "c_grace_hopper.jpg"), grace_hopper[..., ::-1])
-  (folder / "b_corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0" + b"\x00" * 3000)
-  return folder
+def photos(photos_and_a_corrupt_file):
+  return photos_and_a_corrupt_file
 
 
 @pytest.fixture(scope="module")

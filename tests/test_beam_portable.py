@@ -13,7 +13,6 @@ import subprocess
 import sys
 import time
 
-import cv2
 import pytest
 
 from facegcn_tf.scale import options as beam_options
@@ -63,15 +62,6 @@ def portable(tmp_path_factory):
     process.wait(timeout=60)
 
 
-@pytest.fixture(scope="module")
-def photos(tmp_path_factory, astronaut, grace_hopper):
-  folder = tmp_path_factory.mktemp("photos")
-  cv2.imwrite(str(folder / "a_astronaut.png"), astronaut[..., ::-1])
-  cv2.imwrite(str(folder / "c_grace_hopper.jpg"), grace_hopper[..., ::-1])
-  (folder / "b_corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0" + b"\x00" * 3000)
-  return folder
-
-
 def _script(name, *args, timeout=900):
   result = subprocess.run([sys.executable, str(REPO / "scripts" / name), *args],
                           capture_output=True, text=True, timeout=timeout, cwd=REPO)
@@ -79,7 +69,9 @@ def _script(name, *args, timeout=900):
   return result.stdout
 
 
-def test_prepare_fit_and_infer_on_the_portable_runner(portable, photos, tmp_path):
+def test_prepare_fit_and_infer_on_the_portable_runner(portable, photos_and_a_corrupt_file,
+                                                      tmp_path):
+  photos = photos_and_a_corrupt_file
   runner = ["--runner=PortableRunner", f"--beam_options={portable}"]
   prepare = ["--face_model=ict_coarse", "--identity=none", "--shard_size=2",
              f"--input_dir={photos}"]

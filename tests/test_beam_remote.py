@@ -8,7 +8,6 @@ import pathlib
 import subprocess
 import sys
 
-import cv2
 import keras
 import numpy as np
 import pytest
@@ -36,25 +35,14 @@ INFER_FLAGS = ["--preset=fast", "--face_model=ict_coarse", "--fit_steps=0.05",
                "--formats=obj,ply,png,json", "--texture_size=128", "--progress=false"]
 
 
-def _direct():
-  return beam_options.pipeline_options("DirectRunner")
+DIRECT = beam_options.pipeline_options("DirectRunner")
 
 
 @pytest.fixture(scope="module")
-def photos(tmp_path_factory, astronaut, grace_hopper):
-  """A local folder of photos (two faces, one corrupt file)."""
-  folder = tmp_path_factory.mktemp("photos")
-  cv2.imwrite(str(folder / "a_astronaut.png"), astronaut[..., ::-1])
-  cv2.imwrite(str(folder / "c_grace_hopper.jpg"), grace_hopper[..., ::-1])
-  (folder / "b_corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0" + b"\x00" * 3000)
-  return folder
-
-
-@pytest.fixture(scope="module")
-def bucket(photos):
+def bucket(photos_and_a_corrupt_file):
   """A fresh ``ram://`` bucket holding the photos under ``photos/``."""
   url = "ram://test-beam-remote"
-  ram_filesystem.upload_tree(photos, f"{url}/photos")
+  ram_filesystem.upload_tree(photos_and_a_corrupt_file, f"{url}/photos")
   return url
 
 
@@ -72,7 +60,7 @@ def test_remote_prepare_and_fit_equal_the_local_ones(bucket, tmp_path, monkeypat
                             feature_fn=feature_fn, config=config)
   # Beam: the remote photos into remote shards (features one face at a time).
   records = f"{bucket}/records"
-  summary = beam_prepare.prepare(f"{bucket}/photos", records, SETTINGS, _direct(), shard_size=2)
+  summary = beam_prepare.prepare(f"{bucket}/photos", records, SETTINGS, DIRECT, shard_size=2)
   assert (summary.shards, summary.done, summary.failed) == (2, 2, 1)
   names = [f"faces-0000{i}.{e}" for i in range(2) for e in ("json", "tfrecord")]
   assert sorted(p.name for p in plain.iterdir()) == names
@@ -87,13 +75,13 @@ def test_remote_prepare_and_fit_equal_the_local_ones(bucket, tmp_path, monkeypat
   assert list(failures) == ["b_corrupt.jpg"]
   assert "cannot load image" in failures["b_corrupt.jpg"]
   # A re-run keeps every finished remote shard.
-  again = beam_prepare.prepare(f"{bucket}/photos", records, SETTINGS, _direct(), shard_size=2)
+  again = beam_prepare.prepare(f"{bucket}/photos", records, SETTINGS, DIRECT, shard_size=2)
   assert (again.resumed, again.done) == (2, 0)
 
   pattern = f"{records}/faces-*.tfrecord"
   coarse_fn, model = FIT.build()
   assert preparation.check_preparation(pattern, model).shards_checked == 2
-  fitted = beam_fit.fit(pattern, FIT, model, _direct())
+  fitted = beam_fit.fit(pattern, FIT, model, DIRECT)
   assert fitted.cache_dir == f"{records}/coarse_ict_coarse"
   assert (fitted.fitted, fitted.failed) == (2, 0)
   assert storage.glob(f"{fitted.cache_dir}/{coarse_fits.PARTS_DIR}/*.npz") == []
@@ -106,7 +94,7 @@ def test_remote_prepare_and_fit_equal_the_local_ones(bucket, tmp_path, monkeypat
   for name, coeffs in want.items():
     np.testing.assert_allclose(got[name], coeffs, rtol=1e-4, atol=1e-5)
   assert coarse_fits.check_coverage(got, pattern, fitted.cache_dir) == 2
-  again = beam_fit.fit(pattern, FIT, model, _direct())
+  again = beam_fit.fit(pattern, FIT, model, DIRECT)
   assert (again.fitted, again.already_done) == (0, 2)
   # The GCN trainer reads the remote records and cache (two eager steps of a tiny generator).
   keras.utils.set_random_seed(0)
@@ -143,8 +131,10 @@ sys.exit(code)
 """
 
 
-def test_infer_script_writes_the_local_runs_files_to_a_remote_folder(photos, tmp_path):
+def test_infer_script_writes_the_local_runs_files_to_a_remote_folder(photos_and_a_corrupt_file,
+                                                                     tmp_path):
   """``infer.py --runner=DirectRunner`` with a remote file list and output folder."""
+  photos = photos_and_a_corrupt_file
   dump, local = tmp_path / "remote_out", tmp_path / "local_out"
   dump.mkdir()
   args = ["--input=ram://job/photos.txt", "--output_dir=ram://job/out",
@@ -190,16 +180,16 @@ def test_beam_infer_on_a_remote_folder_skips_done_faces(bucket, tmp_path, monkey
                                            formats=("obj", "json"), texture_size=128)
   out = f"{bucket}/faces"
   photos = scan.paths[:2]
-  first = beam_infer.infer(photos, out, settings, _direct())
+  first = beam_infer.infer(photos, out, settings, DIRECT)
   assert (first.done, first.skipped, first.failed) == (1, 0, 1)
   assert batch.photo_done(out, "a_astronaut", ("obj", "json"), all_faces=False)
   stamp = tf.io.gfile.stat(f"{out}/a_astronaut.json").mtime_nsec
-  second = beam_infer.infer(photos, out, settings, _direct())
+  second = beam_infer.infer(photos, out, settings, DIRECT)
   assert (second.done, second.skipped, second.failed) == (0, 1, 1)
   assert tf.io.gfile.stat(f"{out}/a_astronaut.json").mtime_nsec == stamp
   tf.io.gfile.remove(f"{out}/a_astronaut.obj")     # an unfinished face is redone
   assert not batch.photo_done(out, "a_astronaut", ("obj", "json"), all_faces=False)
-  third = beam_infer.infer(photos, out, settings, _direct())
+  third = beam_infer.infer(photos, out, settings, DIRECT)
   assert (third.done, third.skipped) == (1, 0)
   assert storage.size(f"{out}/a_astronaut.obj") > 0
   _no_local_spill(tmp_path)
