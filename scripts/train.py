@@ -18,8 +18,8 @@ step, epoch and the data iterator are restored; a longer ``--steps`` extends
 the run. TensorBoard logs go to ``<output_dir>/tensorboard``.
 
 Several machines: start the same command on each with ``--multi_worker`` and ``TF_CONFIG``
-naming the cluster and that machine's task (README: "Several devices"); the run folder must
-be one every worker reaches (a network file system, or ``gs://``).
+naming the cluster and that machine's task (README: "Several machines"); the run folder must
+be one every worker mounts (a network file system).
 """
 
 import importlib

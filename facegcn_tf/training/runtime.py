@@ -14,7 +14,7 @@ What it does, so that trainers only write a loss:
   checkpoints, summaries and exports into the run folder, the other workers write
   their (required) checkpoint copies to a private temporary folder, deleted at the
   end, and all restore from the chief's, so the run folder must be shared (a network
-  file system or ``gs://``).
+  file system).
 * **Mixed precision** on GPUs only by default: Keras's ``mixed_float16``
   policy while the model is built (:meth:`TrainingRuntime.policy_scope`) and a
   ``LossScaleOptimizer`` around the optimizer
