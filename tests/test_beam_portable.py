@@ -50,7 +50,8 @@ def portable(tmp_path_factory):
   for module, flag, port in (
       ("apache_beam.runners.worker.worker_pool_main", "--service_port", pool_port),
       ("apache_beam.runners.portability.local_job_service_main", "--port", job_port)):
-    log = open(logs / f"{module.rsplit('.', 1)[-1]}.log", "w")   # pylint: disable=consider-using-with
+    # The service's log file stays open as long as the service runs.
+    log = open(logs / f"{module.rsplit('.', 1)[-1]}.log", "w")  # pylint: disable=R1732
     services.append(subprocess.Popen([sys.executable, "-m", module, f"{flag}={port}"],
                                      cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
                                      start_new_session=True))

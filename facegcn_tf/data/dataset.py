@@ -331,7 +331,8 @@ def write_dataset(inputs: Iterable[str], output_dir: str, prepare_fn: Callable[[
 def remove_stale_shards(output_dir: str, prefix: str, num_shards: int) -> List[str]:
   """Deletes this writer's shard files with an index >= ``num_shards``."""
   removed = []
-  for path in storage.glob(storage.join(storage.escape(output_dir), f"{prefix}-[0-9][0-9][0-9][0-9][0-9].*")):
+  pattern = storage.join(storage.escape(output_dir), f"{prefix}-{'[0-9]' * 5}.*")
+  for path in storage.glob(pattern):
     name = storage.basename(path)
     stem = name[len(prefix) + 1:len(prefix) + 6]
     if (os.path.splitext(name)[1] in (".tfrecord", ".json", ".tmp") and stem.isdigit()
