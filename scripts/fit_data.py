@@ -87,7 +87,7 @@ def main(argv):
       return
     total = len(coarse_fits.record_paths(_DATA.value))
     bar = tqdm(total=total, desc="fit", unit="face", disable=not _PROGRESS.value)
-    coarse_fn, model = settings.build()
+    coarse_fn, model = settings.build(model)
     summary = coarse_fits.cache_records(
         _DATA.value, coarse_fn, model.name, model.layout, cache_dir=_CACHE_DIR.value,
         batch_size=_BATCH_SIZE.value, mask_key=_MASK.value, progress=bar.update)

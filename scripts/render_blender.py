@@ -133,7 +133,8 @@ def main(argv):
         try:
           dist = float(metrics.identity_distance(reference, features(image)))
         except ValueError as err:
-          dist, _ = None, print(f"{name} {kind}: {err}")
+          print(f"{name} {kind}: {err}")
+          dist = None
         summary["references"][name][kind] = dist
   atomic.write_json(renders / "identity.json", summary)
   print("| face | importer | yaw | identity distance |\n| --- | --- | --- | --- |")

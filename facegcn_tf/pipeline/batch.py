@@ -28,7 +28,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import tensorflow as tf
 
-from facegcn_tf.data.dataset import IMAGE_EXTENSIONS
+from facegcn_tf.data.dataset import IMAGE_EXTENSIONS, list_images
 from facegcn_tf.errors import FaceGCNError
 from facegcn_tf import atomic
 from facegcn_tf import storage
@@ -111,9 +111,7 @@ def _scan_remote(spec: str) -> InputScan:
   if any(c in spec for c in "*?["):
     files = [p for p in storage.glob(spec) if os.path.splitext(p)[1].lower() in exts]
   elif storage.is_dir(spec):
-    files = [storage.join(spec, name) for name in storage.list_files(spec)
-             if os.path.splitext(name)[1].lower() in exts
-             and not any(part.startswith(".") for part in name.split("/"))]
+    files = [storage.join(spec, name) for name in list_images(spec)]
   else:
     files = [spec] if storage.is_file(spec) else []
   if not files:

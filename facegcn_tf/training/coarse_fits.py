@@ -132,10 +132,10 @@ def _shard_parts(cache_dir: str, shard_path: str) -> List[str]:
 
 def cached_paths(cache_dir: str, shard_path: str, layout, face_model: str) -> set:
   """The records of a shard already in its cache file or in its parts."""
+  path = shard_cache_path(cache_dir, shard_path)
   out = set()
-  for path in [shard_cache_path(cache_dir, shard_path)] + _shard_parts(cache_dir, shard_path):
-    if storage.exists(path):
-      out.update(str(p) for p in read_cache_file(path, layout, face_model)["paths"])
+  for source in ([path] if storage.exists(path) else []) + _shard_parts(cache_dir, shard_path):
+    out.update(str(p) for p in read_cache_file(source, layout, face_model)["paths"])
   return out
 
 
@@ -147,11 +147,12 @@ def merge_parts(cache_dir: str, shard_path: str, layout, face_model: str) -> int
   """
   path = shard_cache_path(cache_dir, shard_path)
   parts = _shard_parts(cache_dir, shard_path)
-  if storage.exists(path) and not parts:
+  has_file = storage.exists(path)
+  if has_file and not parts:
     return 0
   paths, coeffs, photo, landmark = [], [], [], []
   seen, before = set(), 0
-  for source in ([path] if storage.exists(path) else []) + parts:
+  for source in ([path] if has_file else []) + parts:
     arrays = read_cache_file(source, layout, face_model)
     for k, name in enumerate(arrays["paths"]):
       if str(name) not in seen:
@@ -271,14 +272,16 @@ class CoarseSettings:
   rnet_checkpoint: Optional[str] = None
   rnet_init: bool = False
 
-  def build(self):
-    """(coarse_fn, face model): the networks loaded once."""
+  def build(self, model=None):
+    """(coarse_fn, face model): the networks loaded once (the face model unless `model`, the
+    one these settings name, is given)."""
     # pylint: disable=import-outside-toplevel
     from facegcn_tf.assets import loaders
     from facegcn_tf.morphable import load_fitting_model, load_model
     from facegcn_tf.render.renderer import FaceRenderer
     # pylint: enable=import-outside-toplevel
-    model = load_model(self.face_model, self.model_path)
+    if model is None:
+      model = load_model(self.face_model, self.model_path)
     predictor = None
     if self.rnet_checkpoint:
       predictor = loaders.load_rnet_predictor(self.rnet_checkpoint, model.layout)
@@ -439,7 +442,7 @@ def check_coverage(table: Dict[str, np.ndarray], pattern: str, cache_dir: str) -
 
 
 __all__ = ["CACHE_FORMAT", "CoarseSettings", "FitSummary", "cache_records", "cached_paths",
-           "fitter_coarse_fn", "merge_parts", "parse_records", "part_path", "rnet_coarse_fn", "check_coverage", "default_cache_dir",
-           "fit_records", "regress_records",
-           "load_coarse_coeffs", "read_cache_file", "record_paths", "shard_cache_path",
-           "write_cache_file"]
+           "check_coverage", "default_cache_dir", "fit_records", "fitter_coarse_fn",
+           "load_coarse_coeffs", "merge_parts", "parse_records", "part_path",
+           "read_cache_file", "record_paths", "regress_records", "rnet_coarse_fn",
+           "shard_cache_path", "write_cache_file"]

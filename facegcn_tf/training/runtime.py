@@ -710,60 +710,58 @@ class TrainingRuntime:
     bar = tqdm(total=total_steps, initial=first, desc=description, unit="step",
                disable=not (cfg.progress and self.is_chief), dynamic_ncols=True)
     try:
-      try:
-        for _ in range(first, total_steps):
-          try:
-            batch = next(iterator)
-          except StopIteration:
-            raise FaceGCNError(f"the training data ran out at step {int(self.step.numpy())} "
-                               f"of {total_steps}") from None
-          if prepare_batch is not None:
-            batch = prepare_batch(batch)
-          step = int(self.step.numpy())
-          try:
-            outputs = step_fn(distribute_batch(self.strategy, batch))
-          except tf.errors.InvalidArgumentError as e:
-            # tf.debugging.check_numerics inside the step (e.g. the rasterizer's input check).
-            lines = [line.strip() for line in str(e.message).splitlines() if line.strip()]
-            found = [line for line in lines if "NaN" in line or "Inf" in line]
-            if "CheckNumerics" not in str(e) and not found:
-              raise
-            raise NonFiniteLossError(
-                f"non-finite values at step {step} ({(found or lines)[0][:200]}); stopped "
-                "without saving; last good checkpoint: "
-                f"{self.latest_checkpoint or 'none'}") from None
-          scalars = {name: float(value) for name, value in outputs.items()
-                     if name != FINITE_KEY and not name.startswith(IMAGE_PREFIX)
-                     and tf.convert_to_tensor(value).shape.rank == 0}
-          finite = bool(outputs.get(FINITE_KEY, True)) and all(
-              math.isfinite(v) for v in scalars.values())
-          if not finite:
-            bad = ", ".join(f"{k}={v:g}" for k, v in scalars.items() if not math.isfinite(v))
-            raise NonFiniteLossError(
-                f"non-finite loss or gradient at step {step} ({bad or 'gradients'}); stopped "
-                f"without saving; last good checkpoint: {self.latest_checkpoint or 'none'}")
-          self.step.assign_add(1)
-          if steps_per_epoch:
-            self.epoch.assign_add(1.0 / float(steps_per_epoch))
-          done = step + 1
-          last_scalars = scalars
-          if cfg.summary_every and done % cfg.summary_every == 0:
-            self.write_scalars(dict(scalars, epoch=float(self.epoch.numpy())), done)
-          if cfg.image_summary_every and done % cfg.image_summary_every == 0:
-            self.write_images({name[len(IMAGE_PREFIX):]: value for name, value in outputs.items()
-                               if name.startswith(IMAGE_PREFIX)}, done)
-          if cfg.checkpoint_every and done % cfg.checkpoint_every == 0:
-            last_saved = self.save()
-          bar.set_postfix(loss=f"{scalars.get(LOSS_KEY, float('nan')):.4g}", refresh=False)
-          bar.update(1)
-      finally:
-        bar.close()
-        if self._writer is not None:
-          self._writer.flush()
+      for _ in range(first, total_steps):
+        try:
+          batch = next(iterator)
+        except StopIteration:
+          raise FaceGCNError(f"the training data ran out at step {int(self.step.numpy())} "
+                             f"of {total_steps}") from None
+        if prepare_batch is not None:
+          batch = prepare_batch(batch)
+        step = int(self.step.numpy())
+        try:
+          outputs = step_fn(distribute_batch(self.strategy, batch))
+        except tf.errors.InvalidArgumentError as e:
+          # tf.debugging.check_numerics inside the step (e.g. the rasterizer's input check).
+          lines = [line.strip() for line in str(e.message).splitlines() if line.strip()]
+          found = [line for line in lines if "NaN" in line or "Inf" in line]
+          if "CheckNumerics" not in str(e) and not found:
+            raise
+          raise NonFiniteLossError(
+              f"non-finite values at step {step} ({(found or lines)[0][:200]}); stopped "
+              "without saving; last good checkpoint: "
+              f"{self.latest_checkpoint or 'none'}") from None
+        scalars = {name: float(value) for name, value in outputs.items()
+                   if name != FINITE_KEY and not name.startswith(IMAGE_PREFIX)
+                   and tf.convert_to_tensor(value).shape.rank == 0}
+        finite = bool(outputs.get(FINITE_KEY, True)) and all(
+            math.isfinite(v) for v in scalars.values())
+        if not finite:
+          bad = ", ".join(f"{k}={v:g}" for k, v in scalars.items() if not math.isfinite(v))
+          raise NonFiniteLossError(
+              f"non-finite loss or gradient at step {step} ({bad or 'gradients'}); stopped "
+              f"without saving; last good checkpoint: {self.latest_checkpoint or 'none'}")
+        self.step.assign_add(1)
+        if steps_per_epoch:
+          self.epoch.assign_add(1.0 / float(steps_per_epoch))
+        done = step + 1
+        last_scalars = scalars
+        if cfg.summary_every and done % cfg.summary_every == 0:
+          self.write_scalars(dict(scalars, epoch=float(self.epoch.numpy())), done)
+        if cfg.image_summary_every and done % cfg.image_summary_every == 0:
+          self.write_images({name[len(IMAGE_PREFIX):]: value for name, value in outputs.items()
+                             if name.startswith(IMAGE_PREFIX)}, done)
+        if cfg.checkpoint_every and done % cfg.checkpoint_every == 0:
+          last_saved = self.save()
+        bar.set_postfix(loss=f"{scalars.get(LOSS_KEY, float('nan')):.4g}", refresh=False)
+        bar.update(1)
       final = int(self.step.numpy())
       if final > first and (last_saved is None or not last_saved.endswith(f"-{final}")):
         last_saved = self.save()
     finally:
+      bar.close()
+      if self._writer is not None:
+        self._writer.flush()
       self.close()   # a non-chief worker's private checkpoint copies
     return RunResult(first_step=first, last_step=final, last_scalars=last_scalars,
                      checkpoint=last_saved or self.latest_checkpoint,
