@@ -10,6 +10,8 @@
      visible vertices: what two fits of the same face differ by anyway;
    * occlusion mask precision / recall: `CoarseFit.occlusion` > 0.5 against the known mask,
      both inside the rendered face; null while the fitter makes no occlusion estimate;
+     on the clean faces, the share of the rendered face estimated occluded (false alarms,
+     and the photos' own occluders: grace_hopper's glasses, the astronaut's fringe);
    * leak: the share of the visible vertices under the occluder whose fine albedo the
      texture stage took from the photo (photo trust > 0.5), i.e. from the occluder itself;
    * shift vs a perfect mask: the shift above, but against the albedo the texture stage makes
@@ -203,7 +205,10 @@ def _occluder_rows(reconstructor, variants: int, kinds=occluders.KINDS):
       precision, recall = precision_recall(fit["occlusion"] > 0.5, known, fit["coverage"])
       figures[kind]["precision"].append(precision)
       figures[kind]["recall"].append(recall)
-  rows = [("occluders: clean faces (examples and augmented variants)", len(clean), "faces")]
+  rows = [("occluders: clean faces (examples and augmented variants)", len(clean), "faces"),
+          ("occluders: clean faces, share of the rendered face estimated occluded",
+           _mean([float(f["occlusion"][f["coverage"]].mean()) for f in clean_fits
+                  if f["occlusion"] is not None and f["coverage"].any()]), "share")]
   for kind in kinds:
     rows.append((f"occluders/{kind}: detected", _mean(detected[kind]), "share"))
     for stage in ("coarse", "fine"):

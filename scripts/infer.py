@@ -74,6 +74,12 @@ _GCN_CHECKPOINT = flags.DEFINE_string(
 _IDENTITY_WEIGHTS = flags.DEFINE_string(
     "identity_weights", None, "FaceNet's frozen graph (20170512-110547.pb / FaceNetModel.pb) "
     "for a generator trained with identity=facenet (default: assets/facenet/).")
+_LEARNED_OCCLUSION = flags.DEFINE_bool(
+    "learned_occlusion", True, "The coarse fit's occlusion estimate also uses the occluder "
+    "network (a U-Net trained on synthetic occluders; finds skin-coloured hands).")
+_OCCLUDER_NET = flags.DEFINE_string(
+    "occluder_net", None, "The occluder network's weights (.npz of scripts/train_occluders.py; "
+    "default: assets/occluders/, then the weights shipped in facegcn_tf/assets/trained/).")
 _RUNNER = flags.DEFINE_string("runner", scale.LOCAL_RUNNER, scale.RUNNER_HELP)
 _BEAM_OPTIONS = flags.DEFINE_string("beam_options", "", scale.BEAM_OPTIONS_HELP)
 _OVERWRITE = flags.DEFINE_bool("overwrite", False, "Redo faces whose outputs exist.")
@@ -206,11 +212,12 @@ def main(argv):
       batch_size=_BATCH_SIZE.value, formats=formats, texture_size=_TEXTURE_SIZE.value,
       albedo_source=_ALBEDO_SOURCE.value,
       overwrite=_OVERWRITE.value, rnet_checkpoint=_RNET_CHECKPOINT.value,
-      gcn_checkpoint=_GCN_CHECKPOINT.value, identity_weights=_IDENTITY_WEIGHTS.value)
+      gcn_checkpoint=_GCN_CHECKPOINT.value, identity_weights=_IDENTITY_WEIGHTS.value,
+      learned_occlusion=_LEARNED_OCCLUSION.value, occluder_net=_OCCLUDER_NET.value)
   run_flags = {name: flags.FLAGS[name].value for name in (
       "input", "output_dir", "preset", "all_faces", "min_confidence", "batch_size",
       "formats", "texture_size", "fit_steps", "albedo_source", "rnet_checkpoint",
-      "gcn_checkpoint")}
+      "gcn_checkpoint", "learned_occlusion", "occluder_net")}
   run_flags.update(face_model=face_model, refine_steps=settings.refine_steps)
   if _RUNNER.value != scale.LOCAL_RUNNER:
     return _run_beam(scan, settings, run_flags)

@@ -21,6 +21,7 @@ from facegcn_tf.errors import AssetNotFoundError
 from facegcn_tf.morphable.model import BFM_LAYOUT, CoeffLayout
 from facegcn_tf.networks import identity as identity_lib
 from facegcn_tf.networks import identity_dlib
+from facegcn_tf.networks import occluder_net as occluder_net_lib
 from facegcn_tf.networks import rnet as rnet_lib
 from facegcn_tf.networks import rnet_pb
 
@@ -44,6 +45,13 @@ RNET_PB_WHERE = (
     "Deep3DFace's R-Net weights are on no package registry: put FaceReconModel.pb of the "
     "microsoft/Deep3DFaceReconstruction release (Google-Drive link in its README; it needs "
     "the BFM 2009 model) at assets/rnet/FaceReconModel.pb.")
+
+OCCLUDER_NET_FILE = "occluders/occluder_net.npz"
+# The weights the project trained (scripts/train_occluders.py --flagfile=configs/occluders.cfg),
+# used when the search path holds none.
+SHIPPED_OCCLUDER_NET = pathlib.Path(__file__).resolve().parent / "trained" / "occluder_net.npz"
+OCCLUDER_NET_WHERE = ("the occluder network: train one with scripts/train_occluders.py into "
+                      "assets/occluders/, or use the weights shipped in facegcn_tf/assets/trained/.")
 
 RNET_CONFIG_FILE = "rnet.json"   # written next to rnet.weights.h5 by the R-Net trainer
 DEFAULT_RNET_SIZE = 224
@@ -163,3 +171,33 @@ def load_rnet_predictor(path: PathLike,
   size = rnet_input_size(p)
   net = rnet_lib.load_rnet(p, layout, size)
   return lambda images: net(tf.image.resize(images, [size, size]), training=False)[0]
+
+
+def locate_occluder_net(path: Optional[PathLike] = None) -> pathlib.Path:
+  """``path``, then ``occluders/occluder_net.npz`` on the search path, then the shipped file."""
+  try:
+    return _locate(path, OCCLUDER_NET_FILE, [], "occluder network", OCCLUDER_NET_WHERE)
+  except AssetNotFoundError:
+    if path is not None or not SHIPPED_OCCLUDER_NET.is_file():
+      raise
+    return SHIPPED_OCCLUDER_NET
+
+
+def load_occluder_net(path: Optional[PathLike] = None) -> occluder_net_lib.OccluderNet:
+  """The occluder network with the weights of `locate_occluder_net` (``.npz`` written by
+  `training.occluder_trainer.save_occluder_net`).
+
+  Raises:
+    AssetNotFoundError: no weight file; ValueError: the file does not fit.
+  """
+  found = locate_occluder_net(path)
+  with np.load(found) as data:
+    try:
+      net = occluder_net_lib.OccluderNet(widths=tuple(data["widths"]),
+                                         work_size=int(data["work_size"]))
+      count = len(net.get_weights())
+      weights = [data[f"w{i:03d}"].astype(np.float32) for i in range(count)]
+      net.set_weights(weights)
+    except (KeyError, ValueError) as error:
+      raise ValueError(f"'{found}' is not an occluder network's weights: {error}") from None
+  return net

@@ -53,6 +53,7 @@ from facegcn_tf.fitting import occlusion as occlusion_lib
 from facegcn_tf.fitting import pose_init
 from facegcn_tf.fitting.adam import adam_update
 from facegcn_tf.morphable.model import COEFF_NAMES
+from facegcn_tf.networks import occluder_net as occluder_net_lib
 from facegcn_tf.render import geometry as geo
 from facegcn_tf.render import lighting
 from facegcn_tf.render import sampling
@@ -308,10 +309,14 @@ class Fitter:
     config: the `FitConfig`.
     fit_renderer: renderer of a model with the same coefficient layout to
       optimise on (e.g. the coarse ICT model); default: `renderer`'s model.
+    occluder_net: optional occluder network (`networks.occluder_net.OccluderNet`). With
+      `config.occlusion` set, its confident pixels are left out of the fit from the first
+      step and seed every occlusion estimate.
   """
 
   def __init__(self, renderer: FaceRenderer, identity_encoder=None,
-               config: FitConfig = FitConfig(), fit_renderer: Optional[FaceRenderer] = None):
+               config: FitConfig = FitConfig(), fit_renderer: Optional[FaceRenderer] = None,
+               occluder_net=None):
     if not isinstance(config, FitConfig):
       raise ValueError(f"config must be a FitConfig, got {type(config).__name__}")
     base = fit_renderer if fit_renderer is not None else renderer
@@ -321,6 +326,7 @@ class Fitter:
     self.renderer = renderer
     self.config = config
     self.encoder = identity_encoder
+    self.occluder_net = occluder_net
     self.model = base.model
     self.size = renderer.image_size
     self.exp_range = (default_exp_range(self.model) if config.exp_range == "auto"
@@ -498,17 +504,26 @@ class Fitter:
   def segment_occlusion(self, params: Dict[str, tf.Tensor], images: np.ndarray,
                         face_mask: np.ndarray, features: np.ndarray,
                         oval: Optional[np.ndarray] = None,
-                        rendering: Optional[Rendering] = None) -> np.ndarray:
+                        rendering: Optional[Rendering] = None,
+                        learned: Optional[np.ndarray] = None) -> np.ndarray:
     """[B, S, S] occluders of the current fit (`fitting.occlusion.estimate_occlusion`).
 
     `features`: [B, S, S] the faces' eyes, brows and lips; `rendering`: the lit coarse
-    render of `params` at S when already made.
+    render of `params` at S when already made; `learned`: [B, S, S] the occluder network's
+    probabilities.
     """
     if rendering is None:
       rendering = self._segment_renderer.render(self.coefficients(params))
     render = np.clip(rendering.image.numpy() * 255.0, 0.0, 255.0)
     return occlusion_lib.estimate_occlusion(images, render, rendering.mask.numpy(), face_mask,
-                                            features, self.config.occlusion, oval)
+                                            features, self.config.occlusion, oval, learned)
+
+  def learned_occluders(self, images) -> Optional[np.ndarray]:
+    """[B, S, S] the occluder network's probabilities, or None without a network or without
+    occlusion estimates (`FitConfig.occlusion` None)."""
+    if self.occluder_net is None or self.config.occlusion is None:
+      return None
+    return occluder_net_lib.occluder_probability(self.occluder_net, images).numpy()
 
   def __call__(self, images, landmarks68, face_mask, photo_features=None,
                oval=None, initial_coeffs=None) -> FitResult:
@@ -548,6 +563,10 @@ class Fitter:
     history = {}
     lighting_done = False
     occluded = np.zeros(face_mask.shape, np.float32)
+    learned = self.learned_occluders(images_t)
+    if learned is not None:   # left out of the fit from the first step
+      occluded = (learned >= config.occlusion.learned_threshold).astype(np.float32)
+      mask_t = tf.constant(face_mask * (1.0 - occluded))
     segmented = config.occlusion is None   # segment once, in the first photometric stage
     if config.occlusion is not None:       # eyes, brows, lips: [B, S, S]
       features = np.stack([occlusion_lib.feature_polygons_mask(points, face_mask.shape[1:])
@@ -573,7 +592,8 @@ class Fitter:
       record = []
       for i in range(stage.steps):
         if i in splits:
-          occluded = self.segment_occlusion(params, images, face_mask, features, oval)
+          occluded = self.segment_occlusion(params, images, face_mask, features, oval,
+                                            learned=learned)
           mask_t = tf.constant(face_mask * (1.0 - occluded))
           data = self._stage_data(stage, images_t, mask_t, landmarks_t, photo_features)
         scale = lr_scale(i, stage.steps, config.final_lr_fraction, config.decay_fraction)
@@ -594,7 +614,8 @@ class Fitter:
     converged = (converged_flags(last[-1], config.convergence_window, config.convergence_tol)
                  if last else np.zeros([batch], bool))
     if segmented and config.occlusion is not None:   # again, on the final fit
-      occluded = self.segment_occlusion(params, images, face_mask, features, oval, rendering)
+      occluded = self.segment_occlusion(params, images, face_mask, features, oval, rendering,
+                                        learned)
     return FitResult(coeffs=coeffs, rendering=rendering, losses=final, history=history,
                      converged=converged, initial_pose=(angles, trans), occlusion=occluded)
 

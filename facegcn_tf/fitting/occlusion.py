@@ -7,7 +7,9 @@ Segmentation"): the face model is fitted to the pixels it is told to trust, the 
 then fails to explain are outliers, and the fit is repeated on the inliers. FOCUS learns
 the segmentation with a network; here it is a per-photo statistical test, combined with
 the photo's own skin-colour model (`data.face_mask`, whose non-skin pieces outside the
-facial features are occluders already):
+facial features are occluders already) and, when given, the probabilities of a small
+occluder network trained on synthetic occluders (`networks.occluder_net`): a skin-coloured
+hand is explained by a flexible albedo, so only its shape gives it away.
 
 * residual: ``e = ||I - R|| / 255`` per pixel between the photo and the lit coarse render;
 * inlier scale: robust (median, 1.4826 x MAD) statistics of ``e`` over the pixels the fit
@@ -15,6 +17,8 @@ facial features are occluders already):
 * outlier: ``e > median + k * scale`` (``k = OcclusionConfig.threshold``), with ``k`` raised
   by ``feature_factor`` inside the eyes, brows and lips (a smooth 3DMM albedo explains them
   worst, and they belong to the face), or outside the skin-colour model;
+* learned: pixels the occluder network gives at least ``learned_threshold`` join the
+  outliers;
 * cleaning: a morphological opening drops single-pixel speckle (pores, noise), pieces
   smaller than ``min_area`` of the face are dropped, and the rest is grown by ``grow`` px:
   these are the confident pieces (seeds);
@@ -70,6 +74,8 @@ class OcclusionConfig:
       (`chroma_spread`) of the trusted pixels' chromaticity must reach this. A grey photo
       (spread about 0) tells an occluder from a shadow by brightness alone, and its colour
       Gaussians would claim every shadow as dark as a strand of hair.
+    learned_threshold: a pixel the occluder network (`networks.occluder_net`) gives at
+      least this probability is a seed, like a residual outlier (it then grows the same way).
   """
   threshold: float = 3.0
   feature_factor: float = 2.0
@@ -80,10 +86,11 @@ class OcclusionConfig:
   colour_p: float = 0.99
   min_colour_scale: float = 0.04
   min_chroma: float = 0.02
+  learned_threshold: float = 0.5
 
   def __post_init__(self):
     for name in ("threshold", "feature_factor", "min_scale", "min_area", "low_threshold",
-                 "colour_p", "min_colour_scale", "min_chroma"):
+                 "colour_p", "min_colour_scale", "min_chroma", "learned_threshold"):
       value = getattr(self, name)
       if not (isinstance(value, (int, float)) and np.isfinite(value) and value > 0):
         raise ValueError(f"OcclusionConfig.{name} must be a finite number > 0, got {value!r}")
@@ -113,7 +120,8 @@ def feature_polygons_mask(landmarks68: np.ndarray, shape) -> np.ndarray:
 
 def residual_outliers(photo: np.ndarray, render: np.ndarray, region: np.ndarray,
                       trusted: np.ndarray, features: np.ndarray,
-                      config: OcclusionConfig = OcclusionConfig()) -> np.ndarray:
+                      config: OcclusionConfig = OcclusionConfig(),
+                      learned: Optional[np.ndarray] = None) -> np.ndarray:
   """Pixels of one face that the fitted model does not explain.
 
   Args:
@@ -123,6 +131,8 @@ def residual_outliers(photo: np.ndarray, render: np.ndarray, region: np.ndarray,
     trusted: [H, W] bool, the pixels the fit used (inlier statistics come from them).
     features: [H, W] bool, eyes / brows / lips (raised threshold).
     config: the `OcclusionConfig`.
+    learned: optional [H, W] occluder probabilities of the occluder network; pixels at
+      `config.learned_threshold` or above are seeds too.
 
   Returns:
     [H, W] bool outliers inside `region`, cleaned (see the module docstring).
@@ -140,6 +150,8 @@ def residual_outliers(photo: np.ndarray, render: np.ndarray, region: np.ndarray,
   factor = np.where(np.asarray(features, bool), config.feature_factor, 1.0)
   score = (error - median) / scale
   outliers = region & (score > factor * config.threshold)
+  if learned is not None:
+    outliers |= region & (np.asarray(learned) >= config.learned_threshold)
   seeds = clean_mask(outliers, region, config)
   if config.low_threshold >= config.threshold:
     return seeds
@@ -340,7 +352,8 @@ def clean_mask(mask: np.ndarray, region: np.ndarray,
 def estimate_occlusion(photos: np.ndarray, renders: np.ndarray, coverage: np.ndarray,
                        face_mask: np.ndarray, features: np.ndarray,
                        config: OcclusionConfig = OcclusionConfig(),
-                       oval: Optional[np.ndarray] = None) -> np.ndarray:
+                       oval: Optional[np.ndarray] = None,
+                       learned: Optional[np.ndarray] = None) -> np.ndarray:
   """Occlusion masks of a batch: residual outliers plus the skin model's occluders.
 
   Args:
@@ -354,6 +367,8 @@ def estimate_occlusion(photos: np.ndarray, renders: np.ndarray, coverage: np.nda
     config: the `OcclusionConfig`.
     oval: optional [B, H, W] the face region the skin-colour model judged
       (`FaceMasks.region`); its non-skin pieces count as occluders. None: residuals only.
+    learned: optional [B, H, W] occluder probabilities of the occluder network
+      (`networks.occluder_net.occluder_probability`); confident pixels seed the growth.
 
   Returns:
     [B, H, W] float32 in {0, 1}: 1 where the rendered face is occluded in the photo.
@@ -364,7 +379,8 @@ def estimate_occlusion(photos: np.ndarray, renders: np.ndarray, coverage: np.nda
     region = np.asarray(coverage[i]) > 0.5
     trusted = np.asarray(face_mask[i]) > 0.5
     parts = np.asarray(features[i], bool)
-    outliers = residual_outliers(photos[i], renders[i], region, trusted, parts, config)
+    outliers = residual_outliers(photos[i], renders[i], region, trusted, parts, config,
+                                 None if learned is None else learned[i])
     if oval is not None:
       # The skin model's occluders: oval pixels it left out of the face mask. Outside the
       # oval it made no judgement.

@@ -36,7 +36,8 @@ def coarse_fit(components: Components, batch: FaceBatch, fit_config: FitConfig) 
     fitter = components.fitter
     if fitter is None or fitter.config != fit_config:
       fitter = Fitter(renderer, fitter.encoder if fitter is not None else components.identity,
-                      fit_config, fit_renderer=components.fit_renderer)
+                      fit_config, fit_renderer=components.fit_renderer,
+                      occluder_net=fitter.occluder_net if fitter is not None else None)
     fitted = fitter(batch.images, batch.landmarks, batch.face_mask,
                     photo_features=batch.features, oval=batch.oval)
     coeffs, rendering, occlusion = fitted.coeffs, fitted.rendering, fitted.occlusion

@@ -35,6 +35,10 @@ class Settings:
       Its saved spec decides the identity encoder, order and widths.
     identity_weights: the identity network file a checkpoint's spec needs besides the
       bundled dlib one (FaceNet's frozen ``.pb``; default: the asset search path).
+    learned_occlusion: the coarse fit's occlusion estimate also uses the occluder network
+      (`networks.occluder_net`; a skin-coloured hand is found by its shape).
+    occluder_net: its weights (``.npz`` of `scripts/train_occluders.py`); default: the
+      asset search path, then the weights the project ships.
     formats: export formats (`writer.FORMATS`).
     texture_size: UV texture side.
     overwrite: redo faces whose outputs exist.
@@ -51,6 +55,8 @@ class Settings:
   rnet_checkpoint: Optional[str] = None
   gcn_checkpoint: Optional[str] = None
   identity_weights: Optional[str] = None
+  learned_occlusion: bool = True
+  occluder_net: Optional[str] = None
   formats: Tuple[str, ...] = writer.DEFAULT_FORMATS
   texture_size: int = 1024
   overwrite: bool = False

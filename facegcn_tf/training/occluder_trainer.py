@@ -93,6 +93,7 @@ def save_occluder_net(net: net_lib.OccluderNet, path: Union[str, os.PathLike]) -
   os.close(handle)
   try:
     np.savez_compressed(temp, **arrays)
+    os.chmod(temp, 0o644)
     os.replace(temp, path)
   finally:
     if os.path.exists(temp):
