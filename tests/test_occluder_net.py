@@ -7,7 +7,7 @@ import pytest
 
 from facegcn_tf.assets import loaders
 from facegcn_tf.data import examples, occluders
-from facegcn_tf.errors import AssetNotFoundError
+from facegcn_tf.errors import AssetNotFoundError, NoFaceError
 from facegcn_tf.networks import occluder_net
 
 # Seeds of the occluder draws here; the benchmark uses 11 and 12, development used 13.
@@ -29,11 +29,21 @@ def aligned_examples(face_preprocessor):
     landmarks = clean.aligned.transform.to_original(clean.landmarks68)
     drawn = {}
     for kind in ("hand", "sunglasses", "hair"):
-      occluded = occluders.draw_occluder(rgb, landmarks, kind, rng)
-      face = face_preprocessor.prepare_image(occluded.image, f"{name}_{kind}")
-      mask = cv2.warpAffine(occluded.mask.astype(np.uint8),
-                            np.asarray(face.aligned.transform.matrix, np.float64), (224, 224),
-                            flags=cv2.INTER_NEAREST) > 0
+      # A draw that hides the face from the detector, or lies off the judged face, is no
+      # test here.
+      for _ in range(8):
+        occluded = occluders.draw_occluder(rgb, landmarks, kind, rng)
+        try:
+          face = face_preprocessor.prepare_image(occluded.image, f"{name}_{kind}")
+        except NoFaceError:
+          continue
+        mask = cv2.warpAffine(occluded.mask.astype(np.uint8),
+                              np.asarray(face.aligned.transform.matrix, np.float64), (224, 224),
+                              flags=cv2.INTER_NEAREST) > 0
+        if (mask & (face.masks.region > 0.5)).sum() >= 300:
+          break
+      else:
+        pytest.fail(f"no {kind} drawn on {name} lay on a detectable face")
       drawn[kind] = (face, mask)
     out[name] = (clean, drawn)
   return out
@@ -95,15 +105,16 @@ def test_the_trainer_learns_and_its_file_round_trips(tmp_path):
   np.testing.assert_array_equal(pairs.images, again.images)   # regenerated from its seed
   net = occluder_net.OccluderNet(widths=(8, 16), work_size=48)
   losses = occluder_trainer.train_occluder_net(
-      pairs, occluder_trainer.OccluderTrainConfig(steps=60, batch_size=8, seed=1), net)
-  assert np.mean(losses[-10:]) < 0.8 * np.mean(losses[:5]), (losses[:5], losses[-10:])
+      pairs, occluder_trainer.OccluderTrainConfig(steps=100, batch_size=8, seed=1), net)
+  # An untrained net says 0.5 everywhere: cross-entropy ln 2.
+  assert np.mean(losses[-10:]) < 0.6 * np.log(2.0), (losses[:5], losses[-10:])
   path = occluder_trainer.save_occluder_net(net, tmp_path / "occluders" / "occluder_net.npz")
   loaded = loaders.load_occluder_net(path)
   images = pairs.images[:4].astype(np.float32)
   np.testing.assert_allclose(occluder_net.occluder_probability(loaded, images),
                              occluder_net.occluder_probability(net, images), atol=0.02)
   # A file on the search path wins over the shipped weights.
-  assert loaders.locate_occluder_net(tmp_path / "occluders") == path
+  assert loaders.locate_occluder_net(tmp_path) == path
 
 
 def test_missing_or_foreign_weight_files_say_so(tmp_path):
