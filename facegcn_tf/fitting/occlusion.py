@@ -86,7 +86,7 @@ class OcclusionConfig:
   colour_p: float = 0.99
   min_colour_scale: float = 0.04
   min_chroma: float = 0.02
-  learned_threshold: float = 0.5
+  learned_threshold: float = 0.25
 
   def __post_init__(self):
     for name in ("threshold", "feature_factor", "min_scale", "min_area", "low_threshold",
