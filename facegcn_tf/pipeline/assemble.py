@@ -4,7 +4,7 @@ Nothing is posed or rasterized here: the panels interpolate colours over the coa
 raster, and the identity figures reuse the features of the prepared photos.
 """
 
-from typing import Any, Dict, List, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -28,7 +28,8 @@ def _unit_images(images: tf.Tensor) -> np.ndarray:
 
 
 def aligned_renders(components: Components, coarse: CoarseFit, refinement: Refinement,
-                    crops: np.ndarray) -> List[overlay.AlignedRenders]:
+                    crops: np.ndarray,
+                    landmarks68: Optional[np.ndarray] = None) -> List[overlay.AlignedRenders]:
   """The aligned panels (crop, coarse, fine, shape, coverage) of each face of a batch.
 
   Args:
@@ -36,12 +37,15 @@ def aligned_renders(components: Components, coarse: CoarseFit, refinement: Refin
     coarse: the batch's coarse stage (its raster is reused).
     refinement: the batch's refinement (its fine render is reused).
     crops: [B, S, S, 3] the aligned photos (uint8 or 0..255 floats).
+    landmarks68: optional [B, 68, 2] the detected landmarks in aligned pixels.
 
   Their `mask` is the pixels a reconstruction replaces: the rendered face minus what the
   coarse stage found occluded (glasses, hair, hands stay in front in overlays), and minus
   the pixels of triangles with a corner the texture stage filled (`filled_triangle_pixels`:
   beside occluders, beyond the silhouette of the photo's face): what the overlay shows of
-  the face is the photo's own albedo, relit.
+  the face is the photo's own albedo, relit. With `landmarks68`, also only inside the
+  photo's face region (`metrics.face_region_mask`): where the fitted jaw sits below the
+  detected one, the photo shows the neck, not the face.
   """
   rendering = coarse.rendering
   shaded = shape_shading.shape_render(components.renderer, coarse.coeffs,
@@ -52,6 +56,9 @@ def aligned_renders(components: Components, coarse: CoarseFit, refinement: Refin
   if coarse.occlusion is not None:   # occluders stay in front of the face
     coverage = coverage * (1.0 - coarse.occlusion)
   coverage = coverage * (1.0 - filled_triangle_pixels(components, coarse, refinement))
+  if landmarks68 is not None:
+    coverage = coverage * np.stack([metrics.face_region_mask(points, coverage.shape[1:])
+                                    for points in np.asarray(landmarks68)])
   return [overlay.AlignedRenders(crop=np.clip(np.rint(crops[i]), 0, 255).astype(np.uint8),
                                  coarse=coarse_images[i], fine=refinement.render[i],
                                  shape=shape_images[i], mask=coverage[i])
@@ -125,7 +132,7 @@ def face_results(components: Components, faces: Sequence[PreparedFace], names: S
     batch: the stacked faces.
     coarse, refinement: the batch's stage results.
   """
-  renders = aligned_renders(components, coarse, refinement, batch.images)
+  renders = aligned_renders(components, coarse, refinement, batch.images, batch.landmarks)
   copies = direct_copy_renders(components, coarse, batch.images)
   per_batch = dict(coarse.figures)
   per_batch.update(refinement.figures)
