@@ -167,6 +167,28 @@ def test_a_clean_face_has_no_occluders():
   assert not _estimate(photo, render, region).any()
 
 
+def test_the_occluder_networks_pieces_are_seeds_the_residual_cannot_see():
+  """A skin-coloured hand the render explains perfectly: no residual outlier, but the
+  network's confident pixels are seeds, and below its threshold they are not."""
+  from facegcn_tf.fitting import occlusion
+  photo, render, region, _ = _skin_scene(seed=4)
+  hand = np.zeros(region.shape, bool)
+  hand[60:90, 40:80] = True
+  photo[hand] = render[hand] = (150.0, 100.0, 80.0)   # the fit absorbed it
+  assert not _estimate(photo, render, region).any()
+  features = np.zeros(region.shape, bool)
+  for level, found_share in ((0.9, 0.95), (0.1, 0.0)):
+    learned = np.where(hand, level, 0.02)
+    found = occlusion.residual_outliers(photo, render, region, region, features,
+                                        occlusion.OcclusionConfig(), learned)
+    assert (found & hand).sum() >= found_share * hand.sum(), level
+    near = np.zeros(region.shape, bool)
+    near[57:93, 37:83] = True   # the hand and a 3-px rim (growth)
+    assert not (found & ~near).any()
+    if found_share == 0.0:
+      assert not found.any()
+
+
 def test_a_grey_photo_grows_no_occluder_by_colour():
   """On a grey photo colour cannot tell a dark strand from the shadow beside it: the
   shadow the render half explains (score between 0 and the hysteresis threshold) stays out,
