@@ -41,12 +41,12 @@ def main(argv):
 
   start = time.time()
   renderer = FaceRenderer(load_model(_FACE_MODEL.value, _MODEL_PATH.value))
-  pairs = occluder_data.occluder_pairs(
-      renderer, occluder_data.OccluderDataConfig(samples=_SAMPLES.value, seed=_SEED.value))
+  data_config = occluder_data.OccluderDataConfig(samples=_SAMPLES.value, seed=_SEED.value)
+  pairs = occluder_data.occluder_pairs(renderer, data_config)
   print(f"drew {len(pairs.images)} synthetic pairs in {time.time() - start:.0f} s", flush=True)
   config = occluder_trainer.OccluderTrainConfig(
       steps=_STEPS.value, batch_size=_BATCH.value, learning_rate=_RATE.value, seed=_SEED.value)
-  net = OccluderNet(work_size=occluder_data.OccluderDataConfig().size)
+  net = OccluderNet(work_size=data_config.size)
   losses = occluder_trainer.train_occluder_net(
       pairs, config, net, log=lambda i, loss: print(f"step {i}: loss {loss:.4f}", flush=True))
   path = occluder_trainer.save_occluder_net(net, _OUTPUT.value)

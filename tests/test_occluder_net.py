@@ -14,6 +14,12 @@ from facegcn_tf.networks import occluder_net
 SEED = 29
 
 
+def _probability(net, face) -> np.ndarray:
+  """[224, 224] the network's occluder probabilities on a prepared face's crop."""
+  return occluder_net.occluder_probability(
+      net, face.aligned.image[None].astype(np.float32)).numpy()[0]
+
+
 @pytest.fixture(scope="module")
 def shipped():
   return loaders.load_occluder_net()
@@ -60,9 +66,7 @@ def test_it_finds_skin_coloured_hands_on_real_photos_it_never_saw(shipped, align
   for name, (clean, drawn) in aligned_examples.items():
     face, truth = drawn["hand"]
     region = face.masks.region > 0.5
-    probability = occluder_net.occluder_probability(
-        shipped, face.aligned.image[None].astype(np.float32)).numpy()[0]
-    found = probability >= 0.5
+    found = _probability(shipped, face) >= 0.5
     inside = truth & region
     recall = (found & inside).sum() / inside.sum()
     precision = (found & inside).sum() / max((found & region).sum(), 1)
@@ -76,8 +80,7 @@ def test_glasses_and_strands_are_found_too(shipped, aligned_examples):
     for _, drawn in aligned_examples.values():
       face, truth = drawn[kind]
       inside = truth & (face.masks.region > 0.5)
-      found = occluder_net.occluder_probability(
-          shipped, face.aligned.image[None].astype(np.float32)).numpy()[0] >= 0.5
+      found = _probability(shipped, face) >= 0.5
       recalls.append((found & inside).sum() / inside.sum())
     assert np.mean(recalls) > 0.4, (kind, recalls)
 
@@ -85,8 +88,7 @@ def test_glasses_and_strands_are_found_too(shipped, aligned_examples):
 def test_clean_faces_are_left_alone(shipped, aligned_examples):
   for name, (clean, _) in aligned_examples.items():
     region = clean.masks.region > 0.5
-    found = occluder_net.occluder_probability(
-        shipped, clean.aligned.image[None].astype(np.float32)).numpy()[0] >= 0.5
+    found = _probability(shipped, clean) >= 0.5
     # grace_hopper's own glasses are an occluder; everything else is face.
     assert (found & region).sum() / region.sum() < 0.08, name
 

@@ -11,12 +11,12 @@ are written as one ``.npz`` (float16 arrays ``w000``, ``w001``... in the network
 import dataclasses
 import os
 import pathlib
-import tempfile
 from typing import Callable, List, Optional, Union
 
 import numpy as np
 import tensorflow as tf
 
+from facegcn_tf import atomic
 from facegcn_tf.networks import occluder_net as net_lib
 from facegcn_tf.training.occluder_data import OccluderPairs
 
@@ -89,15 +89,8 @@ def save_occluder_net(net: net_lib.OccluderNet, path: Union[str, os.PathLike]) -
   arrays = {f"w{i:03d}": w.astype(np.float16) for i, w in enumerate(net.get_weights())}
   arrays["widths"] = np.asarray(net.widths, np.int32)
   arrays["work_size"] = np.asarray(net.work_size, np.int32)
-  handle, temp = tempfile.mkstemp(dir=path.parent, suffix=".npz")
-  os.close(handle)
-  try:
-    np.savez_compressed(temp, **arrays)
-    os.chmod(temp, 0o644)
-    os.replace(temp, path)
-  finally:
-    if os.path.exists(temp):
-      os.remove(temp)
+  with atomic.atomic_write(path, "wb") as f:
+    np.savez_compressed(f, **arrays)
   return path
 
 
