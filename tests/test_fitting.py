@@ -14,6 +14,7 @@ from facegcn_tf.morphable.ict import load_ict
 from facegcn_tf.morphable.model import CoeffLayout
 from facegcn_tf.render import geometry as geo
 from facegcn_tf.render import random_faces
+from facegcn_tf.render import sampling
 from facegcn_tf.render.camera import Camera
 from facegcn_tf.render.renderer import FaceRenderer
 
@@ -174,6 +175,40 @@ def test_identity_loss_is_used_when_an_encoder_is_given(renderer, faces):
                           identity_encoder=encoder, config=config)
   assert "identity" in result.losses
   assert 0.0 < result.losses["identity"][0] < 1.0
+
+
+def test_known_occluders_leave_the_fit_from_the_first_step(renderer, faces):
+  """A magenta patch over a face, given as a known occluder, is in the final occlusion and
+  pulls the albedo less than when the fitter must find it itself (short schedule: the
+  appearance start already ignores it)."""
+  images = faces.images.copy()
+  known = np.zeros(faces.face_mask.shape, np.float32)
+  ys, xs = np.nonzero(faces.face_mask[0] > 0.5)
+  cy, cx = int(np.median(ys)), int(np.median(xs))
+  known[0, cy - 12:cy + 12, cx - 14:cx + 14] = 1.0
+  images[0][known[0] > 0.5] = (235.0, 20.0, 235.0)
+  config = fitter_lib.FitConfig(pose_steps=5, landmark_steps=10, photo_steps=6, photo_size=SIZE)
+  fitter = fitter_lib.Fitter(renderer, config=config)
+  args = (images, faces.landmarks68, faces.face_mask)
+  told = fitter(*args, known_occluders=known)
+  alone = fitter(*args)
+  inside = (known[0] > 0.5) & (faces.face_mask[0] > 0.5)
+  assert told.occlusion[0][inside].min() == 1.0
+  truth = renderer.albedo(tf.constant(faces.coeffs)).numpy()[0]
+  geometry = renderer.geometry(tf.constant(faces.coeffs))
+  under = sampling.bilinear_sample(tf.constant(known[:1, ..., None]),
+                                   geometry.pixels[:1]).numpy()[0, :, 0] > 0.5
+  seen = renderer.visibility(geometry, renderer.rasterize(geometry)).numpy()[0] > 0.5
+  under &= seen
+  assert under.sum() > 20
+  error = {name: np.abs(renderer.albedo(result.coeffs).numpy()[0] - truth)[under].mean()
+           for name, result in (("told", told), ("alone", alone))}
+  assert error["told"] < error["alone"], error
+  with pytest.raises(ValueError, match="known_occluders must be"):
+    fitter(*args, known_occluders=known[:, :10])
+  with pytest.raises(ValueError, match="known_occluders needs"):
+    fitter_lib.Fitter(renderer, config=config.replace(occlusion=None))(
+        *args, known_occluders=known)
 
 
 def test_bad_inputs_raise_clear_errors(renderer, faces, model):

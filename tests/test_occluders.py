@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from benchmarks import occluders as suite
-from facegcn_tf.data import occluders
+from facegcn_tf.data import image_io, occluders
 
 
 def _landmarks(center=(150.0, 160.0), size=70.0):
@@ -44,6 +44,24 @@ def test_each_occluder_changes_the_photo_exactly_on_its_mask(kind):
   again = occluders.draw_occluder(image, points, kind, 5)
   assert np.array_equal(again.image, drawn.image) and np.array_equal(again.mask, drawn.mask)
   assert not np.array_equal(occluders.occluder_mask(kind, points, image.shape, 6), drawn.mask)
+
+
+@pytest.mark.parametrize("kind", occluders.KINDS)
+def test_a_grey_photo_gets_a_grey_occluder_on_the_same_mask(kind):
+  rng = np.random.default_rng(2)
+  grey = np.repeat(rng.integers(90, 110, (320, 300, 1)), 3, axis=-1).astype(np.uint8)
+  colour = grey.copy()
+  colour[..., 0] += 12                                # the same photo, tinted
+  points = _landmarks()
+  on_grey = occluders.draw_occluder(grey, points, kind, 5)
+  on_colour = occluders.draw_occluder(colour, points, kind, 5)
+  assert image_io.is_grayscale(on_grey.image)
+  assert np.array_equal(on_grey.mask, on_colour.mask)  # the same random draws
+  changed = np.any(on_grey.image != grey, axis=-1)
+  assert not changed[~on_grey.mask].any() and changed[on_grey.mask].mean() > 0.5
+  if kind == "hand":   # a skin tone: coloured wherever the photo is
+    spread = np.ptp(on_colour.image[on_colour.mask].astype(int), axis=-1)
+    assert np.median(spread) > 20
 
 
 def test_occluders_sit_where_they_belong():
@@ -90,7 +108,7 @@ def test_mask_figures_of_the_benchmark():
 
 def test_the_out_of_the_albedo_rule_of_the_benchmark():
   """Out of the albedo: little of the occluder copied into the albedo (leak), and the albedo
-  under it as close to a perfect mask's as the rest of the face is."""
+  under it no further from a perfect mask's than two fits of the face differ elsewhere."""
   assert suite.out_of_albedo(0.05, 12.0, 10.0) == 1
   assert suite.out_of_albedo(0.05, 12.6, 10.0) == 0     # under > 1.25 x elsewhere
   assert suite.out_of_albedo(0.2, 5.0, 10.0) == 0       # a fifth of the occluder copied

@@ -23,6 +23,8 @@ from typing import Sequence, Tuple, Union
 import cv2
 import numpy as np
 
+from facegcn_tf.data import image_io
+
 KINDS = ("sunglasses", "frames", "hand", "surgical_mask", "hair")
 
 _RIGHT_EYE = tuple(range(36, 42))   # image-left eye
@@ -224,6 +226,8 @@ def draw_occluder(image: np.ndarray, landmarks68: np.ndarray, kind: str,
 
   Returns:
     `Occluded`: the image changed exactly on `mask` (shading and noise on the occluder).
+    On a grey-level image (`image_io.is_grayscale`) the occluder is grey too, as it would
+    be in a grey photo; the random draws are the same either way.
   """
   image = np.asarray(image)
   if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
@@ -242,6 +246,8 @@ def draw_occluder(image: np.ndarray, landmarks68: np.ndarray, kind: str,
     ys, xs = np.mgrid[0:height, 0:width]
     phase = (xs * down[0] + ys * down[1]) / max(ocular * 0.25, 1.0)
     fill = fill * (1.0 - 0.06 * (np.sin(2 * np.pi * phase) > 0.6))[..., None]
+  if image_io.is_grayscale(image):   # a grey photo shows its occluders grey too
+    fill = np.repeat(cv2.cvtColor(fill.astype(np.float32), cv2.COLOR_RGB2GRAY)[..., None], 3, -1)
   out = image.copy()
   out[mask] = np.clip(np.rint(fill[mask]), 0, 255).astype(np.uint8)
   # Some pixels may get exactly their old value: the mask says where the occluder is.

@@ -526,11 +526,19 @@ class Fitter:
     return occluder_net_lib.occluder_probability(self.occluder_net, images).numpy()
 
   def __call__(self, images, landmarks68, face_mask, photo_features=None,
-               oval=None, initial_coeffs=None) -> FitResult:
+               oval=None, initial_coeffs=None, known_occluders=None) -> FitResult:
     """Fits a batch; see `fit` for the arguments."""
     images, landmarks68, face_mask = _check_inputs(images, landmarks68, face_mask, self.size)
     batch = images.shape[0]
     config = self.config
+    if known_occluders is not None:
+      known_occluders = np.asarray(known_occluders, np.float32)
+      if config.occlusion is None:
+        raise ValueError("known_occluders needs occlusion estimates (FitConfig.occlusion)")
+      if (known_occluders.shape != face_mask.shape or not np.all(np.isfinite(known_occluders))
+          or known_occluders.min() < 0 or known_occluders.max() > 1):
+        raise ValueError(f"known_occluders must be [B, S, S] = {face_mask.shape} in [0, 1], "
+                         f"got {known_occluders.shape}")
     sizes = self.layout.sizes
     if initial_coeffs is not None:   # e.g. an R-Net's regression: no pose or appearance start
       start = np.asarray(initial_coeffs, np.float32)
@@ -564,6 +572,8 @@ class Fitter:
     lighting_done = False
     occluded = np.zeros(face_mask.shape, np.float32)
     learned = self.learned_occluders(images_t)
+    if known_occluders is not None:   # as sure as the network at its most certain
+      learned = known_occluders if learned is None else np.maximum(learned, known_occluders)
     if learned is not None:   # left out of the fit from the first step
       occluded = (learned >= config.occlusion.learned_threshold).astype(np.float32)
       mask_t = tf.constant(face_mask * (1.0 - occluded))
@@ -622,7 +632,8 @@ class Fitter:
 
 def fit(renderer: FaceRenderer, images, landmarks68, face_mask, identity_encoder=None,
         config: FitConfig = FitConfig(), fit_renderer: Optional[FaceRenderer] = None,
-        photo_features=None, oval=None, initial_coeffs=None) -> FitResult:
+        photo_features=None, oval=None, initial_coeffs=None,
+        known_occluders=None) -> FitResult:
   """Fits the coarse 3DMM to aligned photos by analysis-by-synthesis.
 
   Args:
@@ -643,6 +654,10 @@ def fit(renderer: FaceRenderer, images, landmarks68, face_mask, identity_encoder
       (`FaceMasks.region`): its non-skin pieces count as occluders too.
     initial_coeffs: optional [B, C] coefficients to start from (e.g. an R-Net's
       regression); they replace the pose and appearance starts.
+    known_occluders: optional [B, S, S] in [0, 1], occluders known beforehand (a user's
+      mask, a benchmark's drawn occluder): taken like the occluder network's probabilities
+      (the larger of the two per pixel), so they leave the fit from the first step and
+      seed the segmentation. Needs `config.occlusion`.
 
   Returns:
     A `FitResult`.
@@ -651,4 +666,4 @@ def fit(renderer: FaceRenderer, images, landmarks68, face_mask, identity_encoder
     ValueError: malformed inputs (shapes, ranges, NaN) or incompatible renderers.
   """
   return Fitter(renderer, identity_encoder, config, fit_renderer)(
-      images, landmarks68, face_mask, photo_features, oval, initial_coeffs)
+      images, landmarks68, face_mask, photo_features, oval, initial_coeffs, known_occluders)

@@ -10,7 +10,8 @@ from facegcn_tf.pipeline.factory import Components
 from facegcn_tf.pipeline.stages import CoarseFit, FaceBatch
 
 
-def coarse_fit(components: Components, batch: FaceBatch, fit_config: FitConfig) -> CoarseFit:
+def coarse_fit(components: Components, batch: FaceBatch, fit_config: FitConfig,
+               known_occluders=None) -> CoarseFit:
   """Coefficients of B faces and their coarse render on the texture mesh.
 
   With an R-Net the coefficients are its prediction; otherwise analysis-by-synthesis
@@ -22,6 +23,8 @@ def coarse_fit(components: Components, batch: FaceBatch, fit_config: FitConfig) 
     components: the run's models.
     batch: the stacked faces.
     fit_config: the fitting schedule.
+    known_occluders: optional [B, S, S] in [0, 1], occluders known beforehand, for the
+      fitter (`fitting.fitter.fit`); an R-Net's regression takes none.
 
   Returns:
     A `CoarseFit`; its `rendering` is the one rasterization of the fitted faces.
@@ -29,6 +32,8 @@ def coarse_fit(components: Components, batch: FaceBatch, fit_config: FitConfig) 
   renderer = components.renderer
   occlusion = None
   if components.rnet is not None:
+    if known_occluders is not None:
+      raise ValueError("known_occluders are for the fitter; an R-Net regression takes none")
     coeffs = tf.convert_to_tensor(components.rnet(tf.constant(batch.images)), tf.float32)
     rendering = renderer.render(coeffs)
     figures = {}
@@ -39,7 +44,8 @@ def coarse_fit(components: Components, batch: FaceBatch, fit_config: FitConfig) 
                       fit_config, fit_renderer=components.fit_renderer,
                       occluder_net=fitter.occluder_net if fitter is not None else None)
     fitted = fitter(batch.images, batch.landmarks, batch.face_mask,
-                    photo_features=batch.features, oval=batch.oval)
+                    photo_features=batch.features, oval=batch.oval,
+                    known_occluders=known_occluders)
     coeffs, rendering, occlusion = fitted.coeffs, fitted.rendering, fitted.occlusion
     figures = {f"fit_{k}": np.asarray(v) for k, v in fitted.losses.items()}
   geometry = rendering.geometry
