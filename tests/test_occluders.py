@@ -207,6 +207,22 @@ def test_the_occluder_networks_pieces_are_seeds_the_residual_cannot_see():
       assert not found.any()
 
 
+def test_a_face_too_small_for_residual_statistics_keeps_the_networks_seeds():
+  """Under 50 region pixels the residual says nothing; the network's pixels still count."""
+  from facegcn_tf.fitting import occlusion
+  photo, render, _, _ = _skin_scene(seed=6)
+  region = np.zeros(photo.shape[:2], bool)
+  region[50:56, 50:56] = True                          # 36 px
+  learned = np.zeros(region.shape)
+  learned[50:53, 50:56] = 0.9
+  found = occlusion.residual_outliers(photo, render, region, region,
+                                      np.zeros(region.shape, bool), occlusion.OcclusionConfig(),
+                                      learned)
+  assert found.sum() == 18 and found[50:53, 50:56].all()
+  assert not occlusion.residual_outliers(photo, render, region, region,
+                                         np.zeros(region.shape, bool)).any()
+
+
 def test_a_grey_photo_grows_no_occluder_by_colour():
   """On a grey photo colour cannot tell a dark strand from the shadow beside it: the
   shadow the render half explains (score between 0 and the hysteresis threshold) stays out,

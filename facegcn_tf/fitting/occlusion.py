@@ -143,8 +143,10 @@ def residual_outliers(photo: np.ndarray, render: np.ndarray, region: np.ndarray,
   sample = error[region & np.asarray(trusted, bool)]
   if sample.size < 50:
     sample = error[region]
-  if sample.size < 50:
-    return np.zeros(region.shape, bool)
+  if sample.size < 50:   # too few pixels for residual statistics: the network's alone
+    if learned is None:
+      return np.zeros(region.shape, bool)
+    return region & (np.asarray(learned) >= config.learned_threshold)
   median = float(np.median(sample))
   scale = max(1.4826 * float(np.median(np.abs(sample - median))), config.min_scale)
   factor = np.where(np.asarray(features, bool), config.feature_factor, 1.0)
