@@ -140,20 +140,18 @@ def residual_outliers(photo: np.ndarray, render: np.ndarray, region: np.ndarray,
   region = np.asarray(region, bool)
   error = np.linalg.norm(np.asarray(photo, np.float32) - np.asarray(render, np.float32),
                          axis=-1) / 255.0
+  network = region & (np.asarray(learned) >= config.learned_threshold
+                       if learned is not None else False)
   sample = error[region & np.asarray(trusted, bool)]
   if sample.size < 50:
     sample = error[region]
   if sample.size < 50:   # too few pixels for residual statistics: the network's alone
-    if learned is None:
-      return np.zeros(region.shape, bool)
-    return region & (np.asarray(learned) >= config.learned_threshold)
+    return network
   median = float(np.median(sample))
   scale = max(1.4826 * float(np.median(np.abs(sample - median))), config.min_scale)
   factor = np.where(np.asarray(features, bool), config.feature_factor, 1.0)
   score = (error - median) / scale
-  outliers = region & (score > factor * config.threshold)
-  if learned is not None:
-    outliers |= region & (np.asarray(learned) >= config.learned_threshold)
+  outliers = (region & (score > factor * config.threshold)) | network
   seeds = clean_mask(outliers, region, config)
   if config.low_threshold >= config.threshold:
     return seeds
