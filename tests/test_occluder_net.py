@@ -14,6 +14,22 @@ from facegcn_tf.networks import occluder_net
 SEED = 29
 
 
+# The example photo that wears glasses of its own: real occluders the network should find.
+WEARS_GLASSES = "grace_hopper"
+
+
+def _glasses_zone(face) -> np.ndarray:
+  """[224, 224] bool a box around the brows and eyes of a prepared face's crop, where
+  glasses sit (from its 68 landmarks, widened by a third of the eyes' distance)."""
+  points = np.asarray(face.landmarks68, np.float64)
+  eyes, brows = points[36:48], points[17:27]
+  ocular = np.linalg.norm(points[42:48].mean(axis=0) - points[36:42].mean(axis=0))
+  both = np.concatenate([eyes, brows])
+  ys, xs = np.mgrid[0:224, 0:224]
+  return ((xs >= both[:, 0].min() - 0.3 * ocular) & (xs <= both[:, 0].max() + 0.3 * ocular)
+          & (ys >= brows[:, 1].min() - 0.1 * ocular) & (ys <= eyes[:, 1].max() + 0.5 * ocular))
+
+
 def _probability(net, face) -> np.ndarray:
   """[224, 224] the network's occluder probabilities on a prepared face's crop."""
   return occluder_net.occluder_probability(
@@ -69,6 +85,8 @@ def test_it_finds_skin_coloured_hands_on_real_photos_it_never_saw(shipped, align
     found = _probability(shipped, face) >= 0.5
     inside = truth & region
     recall = (found & inside).sum() / inside.sum()
+    if name == WEARS_GLASSES:   # her own glasses are found too, and are no false alarm
+      found &= ~_glasses_zone(face)
     precision = (found & inside).sum() / max((found & region).sum(), 1)
     assert recall > 0.6, (name, recall)
     assert precision > 0.6, (name, precision)
@@ -85,12 +103,47 @@ def test_glasses_and_strands_are_found_too(shipped, aligned_examples):
     assert np.mean(recalls) > 0.4, (kind, recalls)
 
 
-def test_clean_faces_are_left_alone(shipped, aligned_examples):
+def test_frames_of_any_shade_are_found_on_a_grey_photo(shipped, face_preprocessor):
+  """Frames drawn grey on the grey camera photo, dark, mid and light, seen through the clean
+  photo's alignment (light frames can hide the face from the detector, which is no test of
+  the network): the fitter seeds the occlusion at probability 0.25
+  (`OcclusionConfig.learned_threshold`)."""
+  from facegcn_tf.data import alignment
+  from facegcn_tf.training import occluder_data
+  rgb = examples.example_photos()["camera"]
+  clean = face_preprocessor.prepare_image(rgb, "camera")
+  transform = clean.aligned.transform
+  landmarks = transform.to_original(clean.landmarks68)
+  region = clean.masks.region > 0.5
+  rng = np.random.default_rng(SEED)
+  recalls = []
+  for shade in (25.0, 120.0, 190.0):
+    drawn = occluders.draw_occluder(rgb, landmarks, "frames", rng)
+    image = occluder_data.recolour(drawn.image, drawn.mask, np.full(3, shade))
+    crop = alignment.warp_to_aligned(image, transform).astype(np.float32)
+    truth = alignment.warp_to_aligned(drawn.mask.astype(np.uint8), transform,
+                                      cv2.INTER_NEAREST) > 0
+    inside = truth & region
+    probability = occluder_net.occluder_probability(shipped, crop[None]).numpy()[0]
+    recalls.append((probability[inside] >= 0.25).mean())
+  # The network trained on the drawer's palette alone found 0.90 / 0.02 / 0.02.
+  assert min(recalls) > 0.4, recalls
+
+
+def test_clean_faces_are_left_alone_but_real_glasses_are_found(shipped, aligned_examples):
   for name, (clean, _) in aligned_examples.items():
     region = clean.masks.region > 0.5
     found = _probability(shipped, clean) >= 0.5
-    # grace_hopper's own glasses are an occluder; everything else is face.
-    assert (found & region).sum() / region.sum() < 0.08, name
+    zone = _glasses_zone(clean) & region
+    outside = region & ~zone
+    assert (found & outside).sum() / outside.sum() < 0.03, name
+    flagged_at_the_eyes = (found & zone).sum() / zone.sum()
+    if name == WEARS_GLASSES:
+      # Frames like hers (light, tortoiseshell) were never drawn; the network trained on
+      # recoloured occluders finds them.
+      assert flagged_at_the_eyes > 0.15, name
+    else:
+      assert flagged_at_the_eyes < 0.03, name
 
 
 def test_the_trainer_learns_and_its_file_round_trips(tmp_path):
@@ -117,6 +170,34 @@ def test_the_trainer_learns_and_its_file_round_trips(tmp_path):
                              occluder_net.occluder_probability(net, images), atol=0.02)
   # A file on the search path wins over the shipped weights.
   assert loaders.locate_occluder_net(tmp_path) == path
+
+
+def test_recolouring_moves_only_the_occluder_and_keeps_its_texture():
+  from facegcn_tf.training import occluder_data
+  rng = np.random.default_rng(0)
+  image = rng.integers(0, 256, (32, 32, 3)).astype(np.uint8)
+  mask = np.zeros((32, 32), bool)
+  mask[10:14, 4:28] = True
+  image[mask] = np.clip(40 + rng.normal(0, 5, (mask.sum(), 3)), 0, 255).astype(np.uint8)
+  out = occluder_data.recolour(image, mask, np.array([200.0, 190.0, 180.0]))
+  np.testing.assert_array_equal(out[~mask], image[~mask])
+  np.testing.assert_allclose(out[mask].astype(float).mean(axis=0), [200, 190, 180], atol=0.6)
+  deviation = image[mask].astype(float) - image[mask].astype(float).mean(axis=0)
+  np.testing.assert_allclose(out[mask] - out[mask].astype(float).mean(axis=0), deviation,
+                             atol=1.0)
+
+
+def test_kind_weights_choose_which_occluders_are_drawn():
+  from facegcn_tf.morphable import load_model
+  from facegcn_tf.render.renderer import FaceRenderer
+  from facegcn_tf.training import occluder_data
+  renderer = FaceRenderer(load_model("ict_coarse"))
+  only_frames = occluder_data.OccluderDataConfig(
+      samples=12, size=48, clean_share=0.0, second_share=0.0, kind_weights=(0, 1, 0, 0, 0))
+  assert set(occluder_data.occluder_pairs(renderer, only_frames).kinds) == {"frames"}
+  for bad in ((1.0, 1.0), (0, 0, 0, 0, 0), (1, -1, 1, 1, 1)):
+    with pytest.raises(ValueError, match="kind_weights"):
+      occluder_data.OccluderDataConfig(kind_weights=bad)
 
 
 def test_missing_or_foreign_weight_files_say_so(tmp_path):

@@ -8,13 +8,16 @@ the network (`benchmarks/occluders.py`, `tests/test_occluder_net.py`):
 * occluders: `data.occluders` (sunglasses, frames, a skin-coloured hand, a surgical mask,
   hair strands), placed from the render's exact landmarks; a share of faces gets none, a
   share gets two;
+* occluder colours beyond the drawn ones: a share of occluders is recoloured to a random
+  colour with its texture kept (light metal and tortoiseshell frames, coloured masks,
+  gloves), and the thin kind (frames) is drawn more often;
 * photo-like degradations: blur, sensor noise, and some faces turned grey.
 
 Everything is drawn from one seed, so a set is regenerated exactly.
 """
 
 import dataclasses
-from typing import List
+from typing import List, Tuple
 
 import cv2
 import numpy as np
@@ -41,6 +44,10 @@ class OccluderDataConfig:
       the render size).
     max_noise: the largest std of the added pixel noise (0..255 levels).
     grey_share: share of faces turned grey (grey photos are common in the wild).
+    recolour_share: share of drawn occluders given a uniformly random colour (their
+      shading and noise kept), so the network learns shapes, not the drawer's palette.
+    kind_weights: relative frequency of each of `occluders.KINDS` (frames, 2 px strokes at
+      the working size, are the hardest to learn and are drawn twice as often).
     seed: the generator's seed.
   """
   samples: int = 6000
@@ -51,7 +58,16 @@ class OccluderDataConfig:
   max_blur: float = 1.2
   max_noise: float = 6.0
   grey_share: float = 0.2
+  recolour_share: float = 0.4
+  kind_weights: Tuple[float, ...] = (1.0, 2.0, 1.0, 1.0, 1.0)
   seed: int = 0
+
+  def __post_init__(self):
+    if len(self.kind_weights) != len(occluders.KINDS) or min(self.kind_weights) < 0 \
+        or sum(self.kind_weights) <= 0:
+      raise ValueError(f"kind_weights must be {len(occluders.KINDS)} non-negative weights "
+                       f"(one per {occluders.KINDS}) with a positive sum, got "
+                       f"{self.kind_weights}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,6 +101,17 @@ def _degrade(image: np.ndarray, config: OccluderDataConfig,
   return np.clip(image, 0.0, 255.0)
 
 
+def recolour(image: np.ndarray, mask: np.ndarray, colour: np.ndarray) -> np.ndarray:
+  """[H, W, 3] uint8 `image` with its pixels on [H, W] bool `mask` moved to mean RGB
+  `colour` [3] (0..255), their deviation from their own mean (shading, noise) kept."""
+  out = image.copy()
+  if mask.any():
+    pixels = image[mask].astype(np.float32)
+    moved = pixels - pixels.mean(axis=0) + np.asarray(colour, np.float32)[None, :]
+    out[mask] = np.clip(np.rint(moved), 0, 255).astype(np.uint8)
+  return out
+
+
 def _resize(image: np.ndarray, size: int) -> np.ndarray:
   return cv2.resize(np.asarray(image, np.float32), (size, size), interpolation=cv2.INTER_AREA)
 
@@ -105,6 +132,7 @@ def occluder_pairs(renderer: FaceRenderer, config: OccluderDataConfig = Occluder
   masks = np.zeros([count, size, size], np.float32)
   coverage = np.zeros([count, size, size], np.float32)
   kinds = []
+  weights = np.asarray(config.kind_weights, np.float64) / sum(config.kind_weights)
   for start in range(0, count, chunk):
     n = min(chunk, count - start)
     coeffs = random_faces.random_coefficients(renderer.model.layout, n, rng)
@@ -117,9 +145,12 @@ def occluder_pairs(renderer: FaceRenderer, config: OccluderDataConfig = Occluder
       drawn = []
       if rng.random() >= config.clean_share:
         draws = 2 if rng.random() < config.second_share else 1
-        for kind in rng.choice(occluders.KINDS, size=draws, replace=False):
+        for kind in rng.choice(occluders.KINDS, size=draws, replace=False, p=weights):
           occluded = occluders.draw_occluder(image, faces.true_landmarks68[i], str(kind), rng)
-          image, mask = occluded.image, mask | occluded.mask
+          drawn_image = occluded.image
+          if rng.random() < config.recolour_share:
+            drawn_image = recolour(drawn_image, occluded.mask, rng.uniform(0.0, 255.0, 3))
+          image, mask = drawn_image, mask | occluded.mask
           drawn.append(str(kind))
       degraded = _degrade(image.astype(np.float32), config, rng)
       images[start + i] = np.clip(np.rint(_resize(degraded, size)), 0, 255).astype(np.uint8)
@@ -130,4 +161,4 @@ def occluder_pairs(renderer: FaceRenderer, config: OccluderDataConfig = Occluder
 
 
 __all__ = ["BACKGROUNDS", "OccluderDataConfig", "OccluderPairs", "background_photos",
-           "occluder_pairs"]
+           "occluder_pairs", "recolour"]
