@@ -291,7 +291,9 @@ def test_the_fine_render_reproduces_the_photo_where_the_overlay_shows_it(reconst
   assert figures["identity_distance_fine"] <= figures["identity_distance_copy"] + 0.002, figures
   assert figures["psnr_fine_db"] > figures["psnr_coarse_db"] + 3.0
   decided = result.photo_trust > 0.5
-  assert decided.mean() > 0.3
+  # Her glasses are occluders (found by the occluder network since December 2026), so
+  # about half the face is filled; 0.16 of the vertices are decided by the photo.
+  assert decided.mean() > 0.1
   sampled = sampling.bilinear_sample(
       tf.constant(result.renders.crop[None] / 255.0, tf.float32),
       tf.constant(result.pixels[None], tf.float32)).numpy()[0]
