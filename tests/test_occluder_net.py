@@ -106,10 +106,12 @@ def test_glasses_and_strands_are_found_too(shipped, aligned_examples):
 def test_frames_of_any_shade_are_found_on_a_grey_photo(shipped, face_preprocessor):
   """Frames drawn grey on the grey camera photo, dark, mid and light, seen through the clean
   photo's alignment (light frames can hide the face from the detector, which is no test of
-  the network): the fitter seeds the occlusion at probability 0.25
+  the network): share of the frame at the probability where the fitter seeds the occlusion
   (`OcclusionConfig.learned_threshold`)."""
   from facegcn_tf.data import alignment
+  from facegcn_tf.fitting.occlusion import OcclusionConfig
   from facegcn_tf.training import occluder_data
+  seed_at = OcclusionConfig().learned_threshold
   rgb = examples.example_photos()["camera"]
   clean = face_preprocessor.prepare_image(rgb, "camera")
   transform = clean.aligned.transform
@@ -125,8 +127,10 @@ def test_frames_of_any_shade_are_found_on_a_grey_photo(shipped, face_preprocesso
                                       cv2.INTER_NEAREST) > 0
     inside = truth & region
     probability = occluder_net.occluder_probability(shipped, crop[None]).numpy()[0]
-    recalls.append((probability[inside] >= 0.25).mean())
-  # The network trained on the drawer's palette alone found 0.90 / 0.02 / 0.02.
+    recalls.append((probability[inside] >= seed_at).mean())
+  # At probability 0.25, the network trained on the drawer's palette alone found 0.90 /
+  # 0.02 / 0.02, at 0.1 0.93 / 0.10 / 0.11 (the retrained one: 0.83 / 0.61 / 0.87 and
+  # 0.90 / 0.79 / 0.94).
   assert min(recalls) > 0.4, recalls
 
 

@@ -76,6 +76,9 @@ class OcclusionConfig:
       Gaussians would claim every shadow as dark as a strand of hair.
     learned_threshold: a pixel the occluder network (`networks.occluder_net`) gives at
       least this probability is a seed, like a residual outlier (it then grows the same way).
+      Low (0.1), because a seed the network misses can invert the segmentation: a faint,
+      skin-coloured hand the fit explains as skin leaves the real face as the outlier
+      (docs/fitting.md, "Seeding at probability 0.1").
   """
   threshold: float = 3.0
   feature_factor: float = 2.0
@@ -86,7 +89,7 @@ class OcclusionConfig:
   colour_p: float = 0.99
   min_colour_scale: float = 0.04
   min_chroma: float = 0.02
-  learned_threshold: float = 0.25
+  learned_threshold: float = 0.1
 
   def __post_init__(self):
     for name in ("threshold", "feature_factor", "min_scale", "min_area", "low_threshold",
