@@ -180,6 +180,32 @@ def test_the_eye_inside_a_frame_stays_while_a_strand_is_followed():
   assert (found & region & ~strand & ~ring).sum() < 0.05 * region.sum()   # their rims
 
 
+def test_colour_growth_leaves_the_facial_features_to_the_face():
+  """A brown strand touching a brown brow the fit has almost explained: the strand's colour
+  would claim the brow, but the brows, eyes and lips belong to the face (hair-coloured
+  brows, dark lashes), so only residuals and the network's seeds take them."""
+  from facegcn_tf.fitting import occlusion
+  import cv2
+  photo, render, region, rng = _skin_scene(seed=3)
+  brown = np.array([90.0, 60.0, 40.0])
+  strand = np.zeros((120, 120), np.uint8)
+  cv2.line(strand, (40, 12), (40, 44), 1, thickness=4)
+  strand = strand.astype(bool)
+  brow = np.zeros((120, 120), bool)
+  brow[45:51, 30:72] = True
+  for where in (strand, brow):
+    photo[where] = np.clip(brown + rng.normal(0.0, 3.0, (where.sum(), 3)), 0, 255)
+  render[brow] = 0.92 * brown + 0.08 * np.array([200.0, 150.0, 130.0])   # almost explained
+  config = occlusion.OcclusionConfig()
+  unmarked = occlusion.residual_outliers(photo, render, region, region,
+                                         np.zeros_like(region), config)
+  assert (unmarked & strand).sum() / strand.sum() > 0.95
+  assert (unmarked & brow).sum() / brow.sum() > 0.5       # claimed by the strand's colour
+  found = occlusion.residual_outliers(photo, render, region, region, brow, config)
+  assert (found & strand).sum() / strand.sum() > 0.95
+  assert (found & brow).sum() / brow.sum() < 0.1
+
+
 def test_a_clean_face_has_no_occluders():
   photo, render, region, _ = _skin_scene(seed=2)
   assert not _estimate(photo, render, region).any()

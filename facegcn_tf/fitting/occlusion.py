@@ -26,7 +26,8 @@ hand is explained by a flexible albedo, so only its shape gives it away.
   a dark lens fitted dark, a mask over the lips fitted white, the rest of a strand):
   hysteresis (pixels above ``low_threshold`` that touch a piece join it); colour (each
   piece's confident colours, a Gaussian per k-means cluster, claim the touching pixels
-  they explain better than both the render and the face's own skin colours do); holes
+  they explain better than both the render and the face's own skin colours do, outside the
+  eyes, brows and lips, which share hair's and frames' colours by nature); holes
   (`fill_holes`: a hole enclosed by an occluder, not open to the region's outside, joins
   it when most of its colours are the occluder's rather than the skin's; the skin seen
   inside glasses frames stays). On a grey photo a piece of the face's own hue does not
@@ -180,8 +181,11 @@ def grow_outliers(photo: np.ndarray, seeds: np.ndarray, score: np.ndarray, regio
   colours (a Gaussian in RGB per k-means cluster) claim the touching pixels the render does
   not explain perfectly (score > 0) whose colour fits one of them, better (in Mahalanobis
   distance) than the render's score and the face's own skin colours (the trusted,
-  unclaimed pixels) do: the inside of a dark lens, a mask over the lips, the rest of a
-  strand, where the fit had partly absorbed the occluder. Last, `fill_holes`.
+  unclaimed pixels) do: the inside of a dark lens, the rest of a strand, where the fit had
+  partly absorbed the occluder. Colour claims no pixel of the eyes, brows and lips
+  (`features`): a brow is hair-coloured and lashes are dark, so a strand's or a frame's
+  colour would take them from the face (only the residual and the network's seeds do).
+  Last, `fill_holes`.
 
   Args:
     photo: [H, W, 3] RGB 0..255.
@@ -197,7 +201,7 @@ def grow_outliers(photo: np.ndarray, seeds: np.ndarray, score: np.ndarray, regio
   low = region & (score > factor * config.low_threshold)
   grown = _connected_to(low, seeds) & region
   colours = np.asarray(photo, np.float64).reshape(-1, 3) / 255.0
-  open_ = (region & (score > 0.0) & ~grown).reshape(-1)
+  open_ = (region & (score > 0.0) & ~grown & ~np.asarray(features, bool)).reshape(-1)
   limit = _chi2_3dof(config.colour_p)
   # Each piece's colours come from its confident pixels (the seeds it holds).
   count, labels = cv2.connectedComponents(grown.astype(np.uint8), connectivity=8)
