@@ -221,10 +221,12 @@ def test_the_occluder_networks_pieces_are_seeds_the_residual_cannot_see():
   photo[hand] = render[hand] = (150.0, 100.0, 80.0)   # the fit absorbed it
   assert not _estimate(photo, render, region).any()
   features = np.zeros(region.shape, bool)
-  for level, found_share in ((0.9, 0.95), (0.1, 0.0)):
+  config = occlusion.OcclusionConfig()
+  seed_at = config.learned_threshold
+  for level, found_share in ((0.9, 0.95), (seed_at, 0.95), (0.5 * seed_at, 0.0)):
     learned = np.where(hand, level, 0.02)
-    found = occlusion.residual_outliers(photo, render, region, region, features,
-                                        occlusion.OcclusionConfig(), learned)
+    found = occlusion.residual_outliers(photo, render, region, region, features, config,
+                                        learned)
     assert (found & hand).sum() >= found_share * hand.sum(), level
     near = np.zeros(region.shape, bool)
     near[57:93, 37:83] = True   # the hand and a 3-px rim (growth)
