@@ -197,11 +197,12 @@ def grow_outliers(photo: np.ndarray, seeds: np.ndarray, score: np.ndarray, regio
   Returns:
     [H, W] bool, the seeds grown, inside `region`.
   """
-  factor = np.where(np.asarray(features, bool), config.feature_factor, 1.0)
+  features = np.asarray(features, bool)
+  factor = np.where(features, config.feature_factor, 1.0)
   low = region & (score > factor * config.low_threshold)
   grown = _connected_to(low, seeds) & region
   colours = np.asarray(photo, np.float64).reshape(-1, 3) / 255.0
-  open_ = (region & (score > 0.0) & ~grown & ~np.asarray(features, bool)).reshape(-1)
+  open_ = (region & (score > 0.0) & ~grown & ~features).reshape(-1)
   limit = _chi2_3dof(config.colour_p)
   # Each piece's colours come from its confident pixels (the seeds it holds).
   count, labels = cv2.connectedComponents(grown.astype(np.uint8), connectivity=8)
