@@ -206,6 +206,37 @@ def test_colour_growth_leaves_the_facial_features_to_the_face():
   assert (found & brow).sum() / brow.sum() < 0.1
 
 
+def test_with_the_network_it_alone_judges_the_eyes_brows_and_lips():
+  """A dark brow the smooth albedo cannot paint, and a grey strand touching it. Without the
+  network the brow's residual passes even the raised threshold, so the brow is taken for an
+  occluder; with the network, which sees no occluder there, the brow stays face (neither a
+  seed nor reached by the strand's hysteresis) while the strand is still found; where the
+  network does see one (sunglasses over an eye), the feature is an occluder."""
+  from facegcn_tf.fitting import occlusion
+  import cv2
+  photo, render, region, rng = _skin_scene(seed=7)
+  brow = np.zeros(region.shape, bool)
+  brow[45:51, 30:72] = True
+  strand = np.zeros((120, 120), np.uint8)
+  cv2.line(strand, (50, 12), (50, 44), 1, thickness=4)
+  strand = strand.astype(bool)
+  photo[brow] = np.clip(np.array([60.0, 40.0, 30.0]) + rng.normal(0.0, 3.0, (brow.sum(), 3)),
+                        0, 255)
+  photo[strand] = np.clip(np.array([120.0, 120.0, 120.0]) + rng.normal(0.0, 3.0,
+                                                                      (strand.sum(), 3)), 0, 255)
+  config = occlusion.OcclusionConfig()
+  share = lambda found, where: (found & where).sum() / where.sum()
+  residual_only = occlusion.residual_outliers(photo, render, region, region, brow, config)
+  assert share(residual_only, brow) > 0.9
+  quiet = np.full(region.shape, 0.02)
+  judged = occlusion.residual_outliers(photo, render, region, region, brow, config, quiet)
+  assert share(judged, strand) > 0.95
+  assert share(judged, brow) < 0.05
+  covered = occlusion.residual_outliers(photo, render, region, region, brow, config,
+                                        np.where(brow, 0.9, 0.02))
+  assert share(covered, brow) > 0.95
+
+
 def test_a_clean_face_has_no_occluders():
   photo, render, region, _ = _skin_scene(seed=2)
   assert not _estimate(photo, render, region).any()

@@ -18,7 +18,8 @@ hand is explained by a flexible albedo, so only its shape gives it away.
   by ``feature_factor`` inside the eyes, brows and lips (a smooth 3DMM albedo explains them
   worst, and they belong to the face), or outside the skin-colour model;
 * learned: pixels the occluder network gives at least ``learned_threshold`` join the
-  outliers;
+  outliers; with the network, the eyes, brows and lips are its alone to judge (their
+  residual says that a smooth albedo cannot paint a brow, not that something covers it);
 * cleaning: a morphological opening drops single-pixel speckle (pores, noise), pieces
   smaller than ``min_area`` of the face are dropped, and the rest is grown by ``grow`` px:
   these are the confident pieces (seeds);
@@ -61,7 +62,8 @@ class OcclusionConfig:
 
   Attributes:
     threshold: outlier test ``e > median + threshold * scale``.
-    feature_factor: the threshold's factor inside the eyes, brows and lips.
+    feature_factor: the threshold's factor inside the eyes, brows and lips, when no
+      occluder network is given (with one, the network alone judges them).
     min_scale: floor of the robust scale (colour units / 255), so a near-perfect fit does
       not call noise an occluder.
     min_area: pieces smaller than this fraction of the rendered face are dropped.
@@ -136,7 +138,8 @@ def residual_outliers(photo: np.ndarray, render: np.ndarray, region: np.ndarray,
     features: [H, W] bool, eyes / brows / lips (raised threshold).
     config: the `OcclusionConfig`.
     learned: optional [H, W] occluder probabilities of the occluder network; pixels at
-      `config.learned_threshold` or above are seeds too.
+      `config.learned_threshold` or above are seeds too, and in `features` only these
+      (the residual neither seeds nor grows there).
 
   Returns:
     [H, W] bool outliers inside `region`, cleaned (see the module docstring).
@@ -153,8 +156,13 @@ def residual_outliers(photo: np.ndarray, render: np.ndarray, region: np.ndarray,
     return network
   median = float(np.median(sample))
   scale = max(1.4826 * float(np.median(np.abs(sample - median))), config.min_scale)
-  factor = np.where(np.asarray(features, bool), config.feature_factor, 1.0)
+  features = np.asarray(features, bool)
+  factor = np.where(features, config.feature_factor, 1.0)
   score = (error - median) / scale
+  if learned is not None:
+    # With the network, it alone judges the eyes, brows and lips: the residual there
+    # measures the smooth albedo's failure to paint them, not an occluder.
+    score = np.where(features & ~network, 0.0, score)
   outliers = (region & (score > factor * config.threshold)) | network
   seeds = clean_mask(outliers, region, config)
   if config.low_threshold >= config.threshold:
