@@ -304,6 +304,44 @@ def test_soft_visibility_ignores_isolated_specks(model):
   np.testing.assert_array_equal(soft, invisible_fill.soft_visibility(seen, model.triangles, rings))
 
 
+def test_border_matched_fallback_takes_the_seen_tone_and_keeps_its_own_structure(model):
+  """A pale face seen below the brows, a peach model albedo with a dark brow band above:
+  the filled part takes the pale tone at the border (no step), keeps the brow band's
+  contrast, and fades back to the fallback far from anything seen."""
+  num = model.num_vertices
+  rng = np.random.RandomState(1)
+  x, y = model.mean_shape[:, 0], model.mean_shape[:, 1]
+  seen = y < 0.2
+  pale = np.float32([0.85, 0.78, 0.62])
+  colors = np.clip(pale + rng.normal(0.0, 0.03, (num, 3)), 0, 1).astype(np.float32)
+  peach = np.float32([0.9, 0.6, 0.5])
+  fallback = np.tile(peach, (num, 1))
+  brow = (~seen) & (y > 0.3) & (y < 0.4)
+  fallback[brow] -= 0.3
+  out = invisible_fill.border_matched(colors, seen, fallback, model.triangles)
+  to_seen = _bfs_distance(model.triangles, num, np.flatnonzero(seen).tolist())
+  border = (~seen) & (to_seen == 1)
+  plain = ~seen & ~brow
+  # At the border: the seen tone, not the fallback's (a 0.2 step in green without it).
+  assert np.abs(fallback[border] - pale).max() > 0.15
+  assert np.abs(out[border].mean(axis=0) - pale).max() < 0.03
+  # The brow band keeps its contrast against the filled skin around it.
+  near = plain & (y > 0.25) & (y < 0.45)
+  np.testing.assert_allclose(out[near].mean(axis=0) - out[brow].mean(axis=0), 0.3, atol=0.03)
+  # Far from anything seen, the offset fades slowly (screening, about 30 rings): the top
+  # of the face area is closer to the fallback than the border is.
+  far = plain & (to_seen >= np.percentile(to_seen[plain], 90))
+  assert (np.abs(out[far] - fallback[far]).mean() <
+          0.9 * np.abs(out[border] - fallback[border]).mean())
+  # Seen vertices: their colours, averaged over a few rings.
+  np.testing.assert_allclose(out[seen].mean(axis=0), colors[seen].mean(axis=0), atol=0.01)
+  np.testing.assert_array_equal(
+      invisible_fill.border_matched(colors, np.zeros(num, bool), fallback, model.triangles),
+      fallback)
+  with pytest.raises(ValueError, match="screening"):
+    invisible_fill.border_matched(colors, seen, fallback, model.triangles, screening=0.0)
+
+
 def test_fill_invisible_hard_switch_and_errors(model):
   num = model.num_vertices
   fine = np.full((num, 3), 0.5, np.float32)

@@ -5,7 +5,10 @@ turned face, under the chin, occluded parts) a vertex takes, in order of prefere
 
 1. its mirror vertex's fine colour, when the mirror vertex was seen (faces are nearly
    symmetric in albedo);
-2. otherwise the fallback colour (the coarse 3DMM albedo).
+2. otherwise the fallback colour (the coarse 3DMM albedo), shifted by `border_matched` so
+   that it takes the seen colours at their border: the smooth model albedo differs from
+   the photo's in tone (a pale, yellowish old face against the model's peach), and unshifted
+   each filled patch is a plain piece of another skin.
 
 Hard switches would leave visible seams along the visibility boundary (ragged, since
 z-buffer visibility is noisy at grazing angles), so each switch is a ramp: the soft
@@ -23,11 +26,16 @@ or where it has no mirror (vertices on the symmetry plane and unmatched ones).
 
 import numpy as np
 import scipy.sparse
+import scipy.sparse.linalg
 
 DEFAULT_RINGS = 8
 # Diffused visibility below LOW counts as unseen, above HIGH as seen.
 LOW = 0.2
 HIGH = 0.8
+# `border_matched`: rings the seen offsets are averaged over, and the screening weight that
+# fades the offset to 0 far from any seen vertex (decay length about 1/sqrt(weight) rings).
+BORDER_RINGS = 3
+SCREENING = 1e-3
 
 
 def vertex_adjacency(triangles: np.ndarray, num_vertices: int) -> scipy.sparse.csr_matrix:
@@ -140,4 +148,58 @@ def fill_invisible(colors: np.ndarray, visibility: np.ndarray, pairs: np.ndarray
   mirror_weight = np.where(has_mirror, soft[safe_mirror], 0.0)[:, None]
   substitute = mirror_weight * colors[safe_mirror] + (1.0 - mirror_weight) * fallback
   out = soft[:, None] * colors + (1.0 - soft[:, None]) * substitute
+  return out.astype(np.float32)
+
+
+def border_matched(colors: np.ndarray, seen: np.ndarray, fallback: np.ndarray,
+                   triangles: np.ndarray, rings: int = BORDER_RINGS,
+                   screening: float = SCREENING) -> np.ndarray:
+  """[V, C] the fallback shifted to take the seen colours at their border.
+
+  The offset ``o = colors - fallback`` is known on the seen vertices, where it is averaged
+  over `rings` rings of seen neighbours (a pore, a freckle or an occluder's rim does not
+  set it alone). On the other vertices it is the membrane (harmonic) interpolation of the
+  border's offsets on the mesh graph: it minimises ``sum over edges |o_i - o_j|^2 +
+  screening * sum |o_u|^2`` with the seen vertices held, so a filled patch keeps the
+  fallback's own structure (brows, lips, the model's shading-free albedo) in the tone of
+  the skin around it, and fades back to the fallback itself far from any seen vertex.
+
+  Args:
+    colors: [V, C] colours, valid where `seen`.
+    seen: [V] bool, the vertices whose colours are known.
+    fallback: [V, C] colours for the rest (e.g. the coarse 3DMM albedo).
+    triangles: [F, 3] int, the mesh graph.
+    rings: averaging of the known offsets, in mesh rings (0: none).
+    screening: > 0, the offset's decay away from the seen vertices.
+
+  Returns:
+    [V, C] float32: the shifted fallback (equal to `colors` averaged on the seen vertices).
+  """
+  colors = np.asarray(colors, np.float64)
+  fallback = np.asarray(fallback, np.float64)
+  seen = np.asarray(seen, bool)
+  if colors.shape != fallback.shape or colors.ndim != 2 or seen.shape != colors.shape[:1]:
+    raise ValueError(f"colors {colors.shape}, fallback {fallback.shape} and seen {seen.shape} "
+                     "must be [V, C], [V, C] and [V]")
+  if not screening > 0 or rings < 0:
+    raise ValueError(f"screening must be > 0 and rings >= 0, got {screening}, {rings}")
+  if seen.all() or not seen.any():
+    return fallback.astype(np.float32)
+  adjacency = vertex_adjacency(triangles, len(seen))
+  offset = np.where(seen[:, None], colors - fallback, 0.0)
+  closed = adjacency + scipy.sparse.identity(len(seen), np.float32, "csr")
+  weight = seen.astype(np.float64)
+  for _ in range(rings):   # averages over seen neighbours only
+    offset = np.where(seen[:, None], closed @ (offset * weight[:, None]), 0.0)
+    weight_sum = np.where(seen, closed @ weight, 1.0)
+    offset = offset / weight_sum[:, None]
+  unseen = np.flatnonzero(~seen)
+  known = np.flatnonzero(seen)
+  inner = adjacency[unseen][:, unseen]
+  degree = np.asarray(adjacency[unseen].sum(axis=1)).ravel()
+  system = (scipy.sparse.diags(degree + screening) - inner).tocsc()
+  rhs = adjacency[unseen][:, known] @ offset[known]
+  out = fallback + offset
+  out[unseen] = fallback[unseen] + scipy.sparse.linalg.spsolve(system, rhs).reshape(
+      len(unseen), -1)
   return out.astype(np.float32)

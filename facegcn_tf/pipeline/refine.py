@@ -9,8 +9,9 @@
    on the photo's unoccluded pixels only. Its output is what the photo does not decide:
    the occluded and unseen parts, and the ramps into them.
 3. Vertices the photo did not decide take their mirror vertex's colour where that was
-   decided, else the GCN's (or, without a GCN, the coarse 3DMM's) albedo, blended over a
-   few mesh rings (`export.invisible_fill`). The ramps run on the filled side only: a
+   decided, else the GCN's (or, without a GCN, the coarse 3DMM's) albedo shifted to the
+   photo's tone at the border (`invisible_fill.border_matched`), blended over a few mesh
+   rings (`export.invisible_fill`). The ramps run on the filled side only: a
    vertex the photo decided keeps the photo's albedo, so the lit render reproduces the photo
    wherever the overlay shows it (`pipeline.assemble` leaves the occluders, and the pixels
    of triangles with a filled corner, to the photo).
@@ -133,11 +134,12 @@ def refine(components: Components, batch: FaceBatch, coarse: CoarseFit,
     # on the other side), so the lit render reproduces the photo there.
     solved = direct_albedo.direct_albedo(sampled, irradiance, np.where(decided, 1.0, trust_np),
                                          fallback).numpy()
-    # Narrow ramps, on the filled side only: the photo's vertices keep its albedo.
-    fine = np.stack([invisible_fill.fill_invisible(solved[i], decided[i],
-                                                   model.symmetry_pairs, fallback[i],
-                                                   model.triangles, rings=FILL_RINGS)
-                     for i in range(len(solved))])
+    # The fallback in the tone of the photo's albedo around it; narrow ramps, on the filled
+    # side only: the photo's vertices keep its albedo.
+    fine = np.stack([invisible_fill.fill_invisible(
+        solved[i], decided[i], model.symmetry_pairs,
+        invisible_fill.border_matched(solved[i], decided[i], fallback[i], model.triangles),
+        model.triangles, rings=FILL_RINGS) for i in range(len(solved))])
     fine = np.where(decided[..., None], solved, fine)
   if batch.grayscale.any():
     gray = albedo_lib.to_gray(fine).numpy()
