@@ -188,17 +188,16 @@ def border_matched(colors: np.ndarray, seen: np.ndarray, fallback: np.ndarray,
   adjacency = vertex_adjacency(triangles, len(seen))
   offset = np.where(seen[:, None], colors - fallback, 0.0)
   closed = adjacency + scipy.sparse.identity(len(seen), np.float32, "csr")
-  weight = seen.astype(np.float64)
+  # Seen neighbours per seen vertex (itself included); 1 elsewhere, where offset stays 0.
+  seen_count = np.where(seen, closed @ seen.astype(np.float64), 1.0)[:, None]
   for _ in range(rings):   # averages over seen neighbours only
-    offset = np.where(seen[:, None], closed @ (offset * weight[:, None]), 0.0)
-    weight_sum = np.where(seen, closed @ weight, 1.0)
-    offset = offset / weight_sum[:, None]
+    offset = np.where(seen[:, None], closed @ offset, 0.0) / seen_count
   unseen = np.flatnonzero(~seen)
   known = np.flatnonzero(seen)
-  inner = adjacency[unseen][:, unseen]
-  degree = np.asarray(adjacency[unseen].sum(axis=1)).ravel()
-  system = (scipy.sparse.diags(degree + screening) - inner).tocsc()
-  rhs = adjacency[unseen][:, known] @ offset[known]
+  rows = adjacency[unseen]
+  degree = np.asarray(rows.sum(axis=1)).ravel()
+  system = (scipy.sparse.diags(degree + screening) - rows[:, unseen]).tocsc()
+  rhs = rows[:, known] @ offset[known]
   out = fallback + offset
   out[unseen] = fallback[unseen] + scipy.sparse.linalg.spsolve(system, rhs).reshape(
       len(unseen), -1)

@@ -135,7 +135,8 @@ def residual_outliers(photo: np.ndarray, render: np.ndarray, region: np.ndarray,
     render: [H, W, 3] lit render RGB 0..255 (the fit's).
     region: [H, W] bool, where the face is rendered (and the photo is valid).
     trusted: [H, W] bool, the pixels the fit used (inlier statistics come from them).
-    features: [H, W] bool, eyes / brows / lips (raised threshold).
+    features: [H, W] bool, eyes / brows / lips (raised threshold; with `learned`, the
+      network's alone).
     config: the `OcclusionConfig`.
     learned: optional [H, W] occluder probabilities of the occluder network; pixels at
       `config.learned_threshold` or above are seeds too, and in `features` only these
