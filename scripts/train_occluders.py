@@ -1,18 +1,25 @@
 """Trains the occluder network the coarse fit uses, on synthetic occluded faces.
 
   python scripts/train_occluders.py --flagfile=configs/occluders.cfg \
-      [--output=assets/occluders/occluder_net.npz]
+      [--output_dir=runs/occluders] [--output=assets/occluders/occluder_net.npz]
 
 Draws `--samples` random faces of the face model over non-face pictures, with synthetic
-sunglasses, frames, hands, surgical masks and hair strands (`training.occluder_data`), and
-trains the U-Net of `networks.occluder_net` on them (`training.occluder_trainer`). No real
-face is used. The weights the project ships (`facegcn_tf/assets/trained/occluder_net.npz`)
-were made with the defaults of configs/occluders.cfg, about 25 minutes on two CPU cores;
-a file at `--output` on the asset search path (default ``assets/occluders/``) is used
-instead of them.
+sunglasses, frames (some with tinted lenses), hands, surgical masks and hair strands
+(`training.occluder_data`), and trains the U-Net of `networks.occluder_net` on them
+(`training.occluder_trainer`). No real face is used.
+
+The run folder `--output_dir` keeps checkpoints every `--checkpoint_every` steps and
+TensorBoard logs: run the same command again after a crash or a kill and it resumes from
+the last checkpoint (the pairs are drawn again from their seed), ending with the weights an
+uninterrupted run gives. The weights the project ships
+(`facegcn_tf/assets/trained/occluder_net.npz`) were made with configs/occluders.cfg, about
+25 minutes on two CPU cores; a file at `--output` on the asset search path (default
+``assets/occluders/``) is used instead of them.
 """
 
+import dataclasses
 import os
+import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -22,6 +29,11 @@ from absl import flags  # noqa: E402
 
 _OUTPUT = flags.DEFINE_string("output", "assets/occluders/occluder_net.npz",
                               "Where the weights go (.npz).")
+_OUTPUT_DIR = flags.DEFINE_string("output_dir", "runs/occluders",
+                                  "Run folder: checkpoints and TensorBoard logs.")
+_CHECKPOINT_EVERY = flags.DEFINE_integer("checkpoint_every", 250,
+                                         "Steps between checkpoints.", lower_bound=0)
+_PROGRESS = flags.DEFINE_boolean("progress", True, "Show a progress bar.")
 _FACE_MODEL = flags.DEFINE_enum("face_model", "ict", ["ict", "ict_coarse", "bfm"],
                                 "Face model the synthetic faces come from.")
 _MODEL_PATH = flags.DEFINE_string("model_path", None, "Model file (default: asset search path).")
@@ -34,24 +46,35 @@ _SEED = flags.DEFINE_integer("seed", 0, "Seed of the pairs and of the training."
 
 def main(argv):
   del argv
+  from facegcn_tf.errors import FaceGCNError
   from facegcn_tf.morphable import load_model
   from facegcn_tf.render.renderer import FaceRenderer
-  from facegcn_tf.networks.occluder_net import OccluderNet
   from facegcn_tf.training import occluder_data, occluder_trainer
+  from facegcn_tf.training import runtime as rt
 
   start = time.time()
   renderer = FaceRenderer(load_model(_FACE_MODEL.value, _MODEL_PATH.value))
   data_config = occluder_data.OccluderDataConfig(samples=_SAMPLES.value, seed=_SEED.value)
-  pairs = occluder_data.occluder_pairs(renderer, data_config)
-  print(f"drew {len(pairs.images)} synthetic pairs in {time.time() - start:.0f} s", flush=True)
   config = occluder_trainer.OccluderTrainConfig(
       steps=_STEPS.value, batch_size=_BATCH.value, learning_rate=_RATE.value, seed=_SEED.value)
-  net = OccluderNet(work_size=data_config.size)
-  losses = occluder_trainer.train_occluder_net(
-      pairs, config, net, log=lambda i, loss: print(f"step {i}: loss {loss:.4f}", flush=True))
-  path = occluder_trainer.save_occluder_net(net, _OUTPUT.value)
-  print(f"final loss {sum(losses[-100:]) / len(losses[-100:]):.4f}; wrote {path} "
-        f"({time.time() - start:.0f} s)")
+  runtime_config = rt.RuntimeConfig(
+      output_dir=_OUTPUT_DIR.value, checkpoint_every=_CHECKPOINT_EVERY.value,
+      image_summary_every=0, save_data_iterator=False, progress=_PROGRESS.value,
+      mixed_precision=False, seed=_SEED.value)
+  pairs = occluder_data.occluder_pairs(renderer, data_config)
+  print(f"drew {len(pairs.images)} synthetic pairs in {time.time() - start:.0f} s", flush=True)
+  data_settings = dict(dataclasses.asdict(data_config), face_model=_FACE_MODEL.value)
+  try:
+    run = occluder_trainer.train_occluder_net(pairs, config, runtime_config,
+                                              data_settings=data_settings)
+  except FaceGCNError as e:
+    sys.exit(f"train_occluders.py: error: {str(e).splitlines()[0]}")
+  path = occluder_trainer.save_occluder_net(run.net, _OUTPUT.value)
+  result = run.result
+  begun = f"resumed at step {result.first_step}" if result.first_step else "started at step 0"
+  loss = result.last_scalars.get("loss")
+  print(f"{begun}, now at step {result.last_step}; last loss "
+        f"{'n/a' if loss is None else f'{loss:.4f}'}; wrote {path} ({time.time() - start:.0f} s)")
 
 
 if __name__ == "__main__":

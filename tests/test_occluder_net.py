@@ -154,6 +154,7 @@ def test_the_trainer_learns_and_its_file_round_trips(tmp_path):
   from facegcn_tf.morphable import load_model
   from facegcn_tf.render.renderer import FaceRenderer
   from facegcn_tf.training import occluder_data, occluder_trainer
+  from facegcn_tf.training import runtime as rt
   renderer = FaceRenderer(load_model("ict_coarse"))
   config = occluder_data.OccluderDataConfig(samples=48, size=48, seed=3)
   pairs = occluder_data.occluder_pairs(renderer, config)
@@ -162,11 +163,19 @@ def test_the_trainer_learns_and_its_file_round_trips(tmp_path):
   assert {k for k in pairs.kinds} - {"none"}   # some faces have occluders
   again = occluder_data.occluder_pairs(renderer, config)
   np.testing.assert_array_equal(pairs.images, again.images)   # regenerated from its seed
-  net = occluder_net.OccluderNet(widths=(8, 16), work_size=48)
-  losses = occluder_trainer.train_occluder_net(
-      pairs, occluder_trainer.OccluderTrainConfig(steps=100, batch_size=8, seed=1), net)
+  run = occluder_trainer.train_occluder_net(
+      pairs, occluder_trainer.OccluderTrainConfig(steps=100, batch_size=8, seed=1),
+      rt.RuntimeConfig(output_dir=str(tmp_path / "run"), checkpoint_every=0, progress=False,
+                       summary_every=0, image_summary_every=0),
+      widths=(8, 16))
+  net = run.net
+  assert (run.result.first_step, run.result.last_step) == (0, 100)
   # An untrained net says 0.5 everywhere: cross-entropy ln 2.
-  assert np.mean(losses[-10:]) < 0.6 * np.log(2.0), (losses[:5], losses[-10:])
+  batch = occluder_trainer.training_batch(pairs, occluder_trainer.OccluderTrainConfig(
+      batch_size=48), 0)
+  loss = float(occluder_trainer.occluder_loss(net(batch["images"])[..., 0], batch["masks"],
+                                              batch["weights"]))
+  assert loss < 0.6 * np.log(2.0), loss
   path = occluder_trainer.save_occluder_net(net, tmp_path / "occluders" / "occluder_net.npz")
   loaded = loaders.load_occluder_net(path)
   images = pairs.images[:4].astype(np.float32)

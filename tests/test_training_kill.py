@@ -100,25 +100,18 @@ def _event_files(out_dir):
                 key=os.path.getmtime)
 
 
-def test_a_kill_during_a_checkpoint_write_keeps_the_previous_one_and_resume_is_exact(
-    pattern, tmp_path):
-  straight, killed = tmp_path / "straight", tmp_path / "killed"
-  assert f"started at step 0, now at step {STEPS}" in _train(pattern, straight)
-
-  log = open(tmp_path / "killed.log", "w")
-  proc = subprocess.Popen(_command(pattern, killed), cwd=REPO, env=_env(pause_at=KILL_AT),
-                          stdout=log, stderr=subprocess.STDOUT)
-  checkpoints = killed / "checkpoints"
-  marker = checkpoints / f"ckpt-{KILL_AT}{rt.PAUSE_MARKER_SUFFIX}"
+def kill_in_checkpoint_write(command, env, checkpoints, step, log_path):
+  """Runs `command` (with the runtime's pause hook set to `step` in `env`) until it blocks
+  inside step `step`'s checkpoint write, then kills it with SIGKILL."""
+  log = open(log_path, "w")
+  proc = subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+  marker = checkpoints / f"ckpt-{step}{rt.PAUSE_MARKER_SUFFIX}"
   try:
     deadline = time.monotonic() + 300
     while not marker.exists():
-      assert proc.poll() is None, (tmp_path / "killed.log").read_text()[-3000:]
+      assert proc.poll() is None, log_path.read_text()[-3000:]
       assert time.monotonic() < deadline, "the run never reached the checkpoint write"
       time.sleep(0.2)
-    # Paused inside the write: step 4's files are complete, the pointer still names step 2.
-    assert _pointer(checkpoints) == "ckpt-2"
-    assert rt.checkpoint_problem(str(checkpoints / f"ckpt-{KILL_AT}")) is None
     os.kill(proc.pid, signal.SIGKILL)
     assert proc.wait(timeout=60) == -signal.SIGKILL
   finally:
@@ -126,6 +119,18 @@ def test_a_kill_during_a_checkpoint_write_keeps_the_previous_one_and_resume_is_e
       proc.kill()
       proc.wait()
     log.close()
+
+
+def test_a_kill_during_a_checkpoint_write_keeps_the_previous_one_and_resume_is_exact(
+    pattern, tmp_path):
+  straight, killed = tmp_path / "straight", tmp_path / "killed"
+  assert f"started at step 0, now at step {STEPS}" in _train(pattern, straight)
+
+  checkpoints = killed / "checkpoints"
+  kill_in_checkpoint_write(_command(pattern, killed), _env(pause_at=KILL_AT), checkpoints,
+                           KILL_AT, tmp_path / "killed.log")
+  # Step 4's files are complete, the pointer still names step 2.
+  assert rt.checkpoint_problem(str(checkpoints / f"ckpt-{KILL_AT}")) is None
 
   # (a) The previous checkpoint is still the latest and loads.
   assert _pointer(checkpoints) == "ckpt-2"
