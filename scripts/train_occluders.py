@@ -4,16 +4,17 @@
       [--output_dir=runs/occluders] [--output=assets/occluders/occluder_net.npz]
 
 Draws `--samples` random faces of the face model over non-face pictures, with synthetic
-sunglasses, frames (some with tinted lenses), hands, surgical masks and hair strands
+sunglasses, frames (optionally with tinted see-through lenses), hands, surgical masks and hair strands
 (`training.occluder_data`), and trains the U-Net of `networks.occluder_net` on them
 (`training.occluder_trainer`). No real face is used.
 
 The run folder `--output_dir` keeps checkpoints every `--checkpoint_every` steps and
 TensorBoard logs: run the same command again after a crash or a kill and it resumes from
 the last checkpoint (the pairs are drawn again from their seed), ending with the weights an
-uninterrupted run gives. The weights the project ships
+uninterrupted run gives. `--init_weights` fine-tunes a trained network instead of starting
+from random weights. The weights the project ships
 (`facegcn_tf/assets/trained/occluder_net.npz`) were made with configs/occluders.cfg, about
-25 minutes on two CPU cores; a file at `--output` on the asset search path (default
+20 minutes on two CPU cores; a file at `--output` on the asset search path (default
 ``assets/occluders/``) is used instead of them.
 """
 
@@ -42,10 +43,18 @@ _STEPS = flags.DEFINE_integer("steps", 3000, "Training steps.", lower_bound=1)
 _BATCH = flags.DEFINE_integer("batch_size", 32, "Pairs per step.", lower_bound=1)
 _RATE = flags.DEFINE_float("learning_rate", 1e-3, "Adam's learning rate.", lower_bound=0.0)
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of the pairs and of the training.")
+_LENS_SHARE = flags.DEFINE_float("lens_share", 0.0,
+                                 "Share of frames drawn with tinted see-through lenses.",
+                                 lower_bound=0.0, upper_bound=1.0)
+_INIT = flags.DEFINE_string("init_weights", None,
+                            "Fine-tune from this occluder_net.npz instead of random weights "
+                            "('default': the weights the fitter uses, from the asset search "
+                            "path).")
 
 
 def main(argv):
   del argv
+  from facegcn_tf.assets import loaders
   from facegcn_tf.errors import FaceGCNError
   from facegcn_tf.morphable import load_model
   from facegcn_tf.render.renderer import FaceRenderer
@@ -54,7 +63,8 @@ def main(argv):
 
   start = time.time()
   renderer = FaceRenderer(load_model(_FACE_MODEL.value, _MODEL_PATH.value))
-  data_config = occluder_data.OccluderDataConfig(samples=_SAMPLES.value, seed=_SEED.value)
+  data_config = occluder_data.OccluderDataConfig(samples=_SAMPLES.value, seed=_SEED.value,
+                                                 lens_share=_LENS_SHARE.value)
   config = occluder_trainer.OccluderTrainConfig(
       steps=_STEPS.value, batch_size=_BATCH.value, learning_rate=_RATE.value, seed=_SEED.value)
   runtime_config = rt.RuntimeConfig(
@@ -65,9 +75,13 @@ def main(argv):
   print(f"drew {len(pairs.images)} synthetic pairs in {time.time() - start:.0f} s", flush=True)
   data_settings = dict(dataclasses.asdict(data_config), face_model=_FACE_MODEL.value)
   try:
+    initial = None
+    if _INIT.value:
+      initial = loaders.load_occluder_net(None if _INIT.value == "default" else _INIT.value)
+      data_settings["init_weights"] = _INIT.value
     run = occluder_trainer.train_occluder_net(pairs, config, runtime_config,
-                                              data_settings=data_settings)
-  except FaceGCNError as e:
+                                              data_settings=data_settings, initial=initial)
+  except (FaceGCNError, ValueError) as e:
     sys.exit(f"train_occluders.py: error: {str(e).splitlines()[0]}")
   path = occluder_trainer.save_occluder_net(run.net, _OUTPUT.value)
   result = run.result

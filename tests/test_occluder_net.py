@@ -176,6 +176,19 @@ def test_the_trainer_learns_and_its_file_round_trips(tmp_path):
   loss = float(occluder_trainer.occluder_loss(net(batch["images"])[..., 0], batch["masks"],
                                               batch["weights"]))
   assert loss < 0.6 * np.log(2.0), loss
+  # Fine-tuning starts from the given network (a zero rate keeps it as it is), at its size.
+  tuned = occluder_trainer.train_occluder_net(
+      pairs, occluder_trainer.OccluderTrainConfig(steps=1, batch_size=8, learning_rate=0.0),
+      rt.RuntimeConfig(output_dir=str(tmp_path / "tuned"), checkpoint_every=0, progress=False,
+                       summary_every=0, image_summary_every=0), initial=net).net
+  assert tuned.widths == (8, 16)
+  for a, b in zip(tuned.get_weights(), net.get_weights()):
+    np.testing.assert_array_equal(a, b)
+  with pytest.raises(ValueError, match="48 px"):
+    occluder_trainer.train_occluder_net(
+        pairs, occluder_trainer.OccluderTrainConfig(steps=1, batch_size=8),
+        rt.RuntimeConfig(output_dir=str(tmp_path / "other"), progress=False),
+        initial=occluder_net.OccluderNet(widths=(8, 16), work_size=32))
   path = occluder_trainer.save_occluder_net(net, tmp_path / "occluders" / "occluder_net.npz")
   loaded = loaders.load_occluder_net(path)
   images = pairs.images[:4].astype(np.float32)

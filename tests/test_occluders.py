@@ -64,6 +64,29 @@ def test_a_grey_photo_gets_a_grey_occluder_on_the_same_mask(kind):
     assert np.median(spread) > 20
 
 
+def test_see_through_lenses_tint_only_inside_the_rims_and_stay_face():
+  rng = np.random.default_rng(4)
+  image = rng.integers(90, 110, (320, 300, 3)).astype(np.uint8)
+  points = _landmarks()
+  frames = occluders.draw_occluder(image, points, "frames", 5)
+  inside = occluders.lens_interiors(frames.mask)
+  # Two lenses, each around its eye's centre, none of the rim in them.
+  assert not (inside & frames.mask).any() and inside.sum() > 5 * frames.mask.sum() / 10
+  for first in (36, 42):
+    x, y = np.rint(points[first:first + 6].mean(axis=0)).astype(int)
+    assert inside[y, x]
+  lensed = occluders.see_through_lenses(frames, 3)
+  assert np.array_equal(lensed.mask, frames.mask) and lensed.kind == "frames"  # still face
+  changed = np.any(lensed.image != frames.image, axis=-1)
+  assert not changed[~inside].any() and changed[inside].mean() > 0.5
+  # See-through: the photo's own texture survives under the tint.
+  under = np.corrcoef(lensed.image[inside].astype(float).sum(-1),
+                      frames.image[inside].astype(float).sum(-1))[0, 1]
+  assert under > 0.5, under
+  with pytest.raises(ValueError, match="frames"):
+    occluders.see_through_lenses(occluders.draw_occluder(image, points, "sunglasses", 5))
+
+
 def test_occluders_sit_where_they_belong():
   points = _landmarks()
   shape = (320, 300)

@@ -22,6 +22,7 @@ from typing import Sequence, Tuple, Union
 
 import cv2
 import numpy as np
+from scipy import ndimage
 
 from facegcn_tf.data import image_io
 
@@ -254,6 +255,54 @@ def draw_occluder(image: np.ndarray, landmarks68: np.ndarray, kind: str,
   return Occluded(image=out, mask=mask, kind=kind)
 
 
+# Tints of see-through lenses (per-channel transmission before the overall one): clear,
+# grey, brown, amber, blue, green, rose.
+_LENS_TINTS = np.array([[1.0, 1.0, 1.0], [0.92, 0.92, 0.92], [1.0, 0.85, 0.68],
+                        [1.0, 0.9, 0.6], [0.8, 0.9, 1.0], [0.85, 1.0, 0.85], [1.0, 0.85, 0.9]])
+
+
+def lens_interiors(frames: np.ndarray) -> np.ndarray:
+  """[H, W] bool the pixels enclosed by a frames mask's closed rims (the lenses), rims
+  excluded."""
+  frames = np.asarray(frames, bool)
+  return ndimage.binary_fill_holes(frames) & ~frames
+
+
+def see_through_lenses(occluded: Occluded, rng: Union[int, np.random.Generator] = 0,
+                       max_darkening: float = 0.4, max_glare: float = 60.0) -> Occluded:
+  """Puts tinted, see-through lenses into drawn frames: the eye stays visible through them.
+
+  Inside the rims (`lens_interiors`) the photo is multiplied by a tint and an overall
+  transmission in [1 - max_darkening, 1], and a soft glare band (up to `max_glare` levels,
+  a reflection across each lens) is added. The mask is unchanged: a see-through lens shows
+  the face, so it is face, not occluder, the way the fitter should treat real glasses.
+
+  Args:
+    occluded: a `draw_occluder(..., "frames", ...)` result.
+    rng: a generator, or a seed for one.
+    max_darkening: the darkest lens keeps 1 - max_darkening of the light.
+    max_glare: the brightest reflection, 0..255 levels.
+  """
+  if occluded.kind != "frames":
+    raise ValueError(f"see-through lenses go into frames, not '{occluded.kind}'")
+  rng = _rng(rng)
+  inside = lens_interiors(occluded.mask)
+  tint = _LENS_TINTS[int(rng.integers(len(_LENS_TINTS)))]
+  transmission = tint * rng.uniform(1.0 - max_darkening, 1.0)
+  if image_io.is_grayscale(occluded.image):
+    transmission = np.full(3, transmission.mean())
+  height, width = inside.shape
+  ys, xs = np.mgrid[0:height, 0:width].astype(np.float64)
+  angle = rng.uniform(0.0, np.pi)
+  along = (xs * np.cos(angle) + ys * np.sin(angle)) / max(height, width)
+  centre, spread = rng.uniform(along.min(), along.max()), rng.uniform(0.02, 0.08)
+  glare = rng.uniform(0.0, max_glare) * np.exp(-0.5 * ((along - centre) / spread) ** 2)
+  lit = occluded.image.astype(np.float64) * transmission[None, None, :] + glare[..., None]
+  out = occluded.image.copy()
+  out[inside] = np.clip(np.rint(lit[inside]), 0, 255).astype(np.uint8)
+  return Occluded(image=out, mask=occluded.mask, kind=occluded.kind)
+
+
 @dataclasses.dataclass(frozen=True)
 class Augmentation:
   """One photo variant: mirrored, rotated (degrees) and scaled about the centre, colour gain."""
@@ -296,4 +345,5 @@ def occluder_set(image: np.ndarray, landmarks68: np.ndarray, kinds: Sequence[str
 
 
 __all__ = ["Augmentation", "KINDS", "Occluded", "augment_photo", "draw_occluder",
-           "occluder_mask", "occluder_set", "random_augmentation"]
+           "lens_interiors", "occluder_mask", "occluder_set", "random_augmentation",
+           "see_through_lenses"]

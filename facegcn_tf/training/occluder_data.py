@@ -11,6 +11,8 @@ the network (`benchmarks/occluders.py`, `tests/test_occluder_net.py`):
 * occluder colours beyond the drawn ones: a share of occluders is recoloured to a random
   colour with its texture kept (light metal and tortoiseshell frames, coloured masks,
   gloves), and the thin kind (frames) is drawn more often;
+* optionally (`lens_share`, off by default), frames with tinted see-through lenses and a
+  glare (`occluders.see_through_lenses`) that stay labelled face;
 * photo-like degradations: blur, sensor noise, and some faces turned grey.
 
 Everything is drawn from one seed, so a set is regenerated exactly.
@@ -46,6 +48,8 @@ class OccluderDataConfig:
     grey_share: share of faces turned grey (grey photos are common in the wild).
     recolour_share: share of drawn occluders given a uniformly random colour (their
       shading and noise kept), so the network learns shapes, not the drawer's palette.
+    lens_share: share of frames given tinted see-through lenses (labelled face); 0 for the
+      shipped network (docs/fitting.md, "See-through lenses: tried, not shipped").
     kind_weights: relative frequency of each of `occluders.KINDS` (frames, 2 px strokes at
       the working size, are the hardest to learn and are drawn twice as often).
     seed: the generator's seed.
@@ -59,6 +63,7 @@ class OccluderDataConfig:
   max_noise: float = 6.0
   grey_share: float = 0.2
   recolour_share: float = 0.4
+  lens_share: float = 0.0
   kind_weights: Tuple[float, ...] = (1.0, 2.0, 1.0, 1.0, 1.0)
   seed: int = 0
 
@@ -147,6 +152,9 @@ def occluder_pairs(renderer: FaceRenderer, config: OccluderDataConfig = Occluder
         draws = 2 if rng.random() < config.second_share else 1
         for kind in rng.choice(occluders.KINDS, size=draws, replace=False, p=weights):
           occluded = occluders.draw_occluder(image, faces.true_landmarks68[i], str(kind), rng)
+          # (No draw at lens_share 0: the pairs stay those the shipped network saw.)
+          if kind == "frames" and config.lens_share > 0 and rng.random() < config.lens_share:
+            occluded = occluders.see_through_lenses(occluded, rng)
           drawn_image = occluded.image
           if rng.random() < config.recolour_share:
             drawn_image = recolour(drawn_image, occluded.mask, rng.uniform(0.0, 255.0, 3))

@@ -111,7 +111,8 @@ def _check_settings(folder: str, settings: dict) -> None:
 def train_occluder_net(pairs: OccluderPairs, config: OccluderTrainConfig,
                        runtime_config: rt.RuntimeConfig,
                        widths=net_lib.DEFAULT_WIDTHS,
-                       data_settings: Optional[dict] = None) -> OccluderRun:
+                       data_settings: Optional[dict] = None,
+                       initial: Optional[net_lib.OccluderNet] = None) -> OccluderRun:
   """Trains (or resumes training) an `OccluderNet` on `pairs` in `runtime_config`'s folder.
 
   Args:
@@ -121,19 +122,30 @@ def train_occluder_net(pairs: OccluderPairs, config: OccluderTrainConfig,
     widths: the network's channels per level.
     data_settings: how `pairs` were drawn (e.g. the `OccluderDataConfig` as a dict), kept
       with the run's settings so that a resume on other data is refused.
+    initial: a trained network to start from (fine-tuning; its widths and working size
+      replace `widths` and must fit `pairs`); None: random initial weights. A checkpoint
+      of the run, when there is one, wins over both.
 
   Raises:
     FaceGCNError: the folder holds a run with other settings.
     runtime.CheckpointMismatchError, runtime.NonFiniteLossError: see `training.runtime`.
   """
   work_size = int(pairs.images.shape[1])
+  if initial is not None:
+    widths = initial.widths
+    if initial.work_size != work_size:
+      raise ValueError(f"the initial network works at {initial.work_size} px, the pairs are "
+                       f"{work_size} px")
   settings = dict(dataclasses.asdict(config), widths=[int(w) for w in widths],
-                  work_size=work_size, data=data_settings or {})
+                  work_size=work_size, data=data_settings or {},
+                  fine_tuned=initial is not None)
   _check_settings(runtime_config.output_dir, json.loads(json.dumps(settings)))
   runtime = rt.TrainingRuntime(runtime_config)
   keras.utils.set_random_seed(config.seed)   # the initial weights
   with runtime.scope():
     net = net_lib.OccluderNet(widths=widths, work_size=work_size)
+    if initial is not None:
+      net.set_weights(initial.get_weights())
     drop_step = int(config.drop_at * config.steps)
     # The optimizer's iteration count is the step about to run: the rate drops from
     # step `drop_step` on.
