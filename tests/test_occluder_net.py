@@ -233,3 +233,20 @@ def test_missing_or_foreign_weight_files_say_so(tmp_path):
   np.savez(foreign, a=np.zeros(3))
   with pytest.raises(ValueError, match="not an occluder network"):
     loaders.load_occluder_net(foreign)
+
+
+def test_the_network_is_loaded_only_for_an_occlusion_estimate(tmp_path):
+  """The pipeline asks for the weights only when the fitter segments occluders: a missing
+  file then fails with its one-line reason, and without an occlusion estimate nothing is
+  loaded (and nothing can fail)."""
+  import dataclasses
+  from facegcn_tf.fitting.fitter import FitConfig
+  from facegcn_tf.pipeline.factory import build_components
+  from facegcn_tf.pipeline.settings import Settings
+  missing = str(tmp_path / "nothing.npz")
+  with pytest.raises(AssetNotFoundError, match="occluder network"):
+    build_components(Settings(refine_steps=0, occluder_net=missing))
+  plain = dataclasses.replace(FitConfig(), occlusion=None)
+  components = build_components(Settings(refine_steps=0, occluder_net=missing,
+                                         fit_config=plain))
+  assert components.fitter.occluder_net is None

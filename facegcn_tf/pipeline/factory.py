@@ -88,8 +88,10 @@ def build_components(settings: Settings) -> Components:
   rnet = (loaders.load_rnet_predictor(settings.rnet_checkpoint, model.layout)
           if settings.rnet_checkpoint else None)
   fit_renderer = FaceRenderer(coarse_model) if coarse_model is not None else None
+  # The network only serves the fitter's occlusion estimate: not loaded without one.
+  segments = rnet is None and settings.fit_config.occlusion is not None
   occluder_net = (loaders.load_occluder_net(settings.occluder_net)
-                  if settings.learned_occlusion and rnet is None else None)
+                  if settings.learned_occlusion and segments else None)
   fitter = (None if rnet is not None else
             Fitter(renderer, identity if settings.fit_identity else None, settings.fit_config,
                    fit_renderer=fit_renderer, occluder_net=occluder_net))
