@@ -4,9 +4,9 @@
       [--output_dir=runs/occluders] [--output=assets/occluders/occluder_net.npz]
 
 Draws `--samples` random faces of the face model over non-face pictures, with synthetic
-sunglasses, frames (optionally with tinted see-through lenses), hands, surgical masks and hair strands
-(`training.occluder_data`), and trains the U-Net of `networks.occluder_net` on them
-(`training.occluder_trainer`). No real face is used.
+sunglasses, frames (with `--lens_share`, some with tinted see-through lenses), hands,
+surgical masks and hair strands (`training.occluder_data`), and trains the U-Net of
+`networks.occluder_net` on them (`training.occluder_trainer`). No real face is used.
 
 The run folder `--output_dir` keeps checkpoints every `--checkpoint_every` steps and
 TensorBoard logs: run the same command again after a crash or a kill and it resumes from
